@@ -1,0 +1,155 @@
+//! One business message as the events describe it: send record and statuses, merged per W1–W4.
+
+use crate::catalog::TemplateCatalog;
+use crate::category::{MessageClass, TemplateCategory};
+use crate::event::{DeliveryStatus, EventId, MessageStatus, ReportedPricing, SendContent, SendRecord};
+use crate::fact::{ClassSource, Classification};
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone)]
+pub(crate) struct SendObs {
+    pub event_id: EventId,
+    pub at: Timestamp,
+    pub record: SendRecord,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct StatusObs {
+    pub event_id: EventId,
+    pub at: Timestamp,
+    pub status: MessageStatus,
+}
+
+impl StatusObs {
+    fn key(&self) -> (Timestamp, u8, &str) {
+        (self.at, self.status.status.progress(), self.event_id.as_str())
+    }
+}
+
+/// Everything known about one message. The merge is a function of the set of observations:
+/// the earliest send record, statuses ordered by (timestamp, progress, event id).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MessageState {
+    pub send: Option<SendObs>,
+    pub statuses: Vec<StatusObs>,
+}
+
+impl MessageState {
+    pub fn add_send(&mut self, obs: SendObs) {
+        let earlier = match &self.send {
+            None => true,
+            Some(kept) => (obs.at, obs.event_id.as_str()) < (kept.at, kept.event_id.as_str()),
+        };
+        if earlier {
+            self.send = Some(obs);
+        }
+    }
+
+    pub fn add_status(&mut self, obs: StatusObs) {
+        let at = self.statuses.partition_point(|probe| probe.key() < obs.key());
+        self.statuses.insert(at, obs);
+    }
+
+    /// The charge instant's status: the first delivered/read/played by timestamp (R4, W1, W4).
+    /// A `failed` status never charges, and a message never proven delivered is never billed.
+    pub fn delivery(&self) -> Option<&StatusObs> {
+        self.statuses.iter().find(|s| s.status.status.proves_delivery())
+    }
+
+    /// When the business sent it: the send record, else the first `sent` status.
+    pub fn sent_at(&self) -> Option<Timestamp> {
+        self.send
+            .as_ref()
+            .map(|s| s.at)
+            .or_else(|| self.statuses.iter().find(|s| s.status.status == DeliveryStatus::Sent).map(|s| s.at))
+    }
+
+    /// What the provider reported (W4: pricing sits on one of delivered/read; `sent` carries it
+    /// too). The delivery-side report wins; otherwise the first `sent` that has one.
+    pub fn reported(&self) -> Option<&ReportedPricing> {
+        let with_outcome = |s: &&StatusObs| s.status.reported.as_ref().is_some_and(|r| r.has_outcome());
+        self.statuses
+            .iter()
+            .filter(|s| s.status.status.proves_delivery())
+            .find(with_outcome)
+            .or_else(|| self.statuses.iter().find(with_outcome))
+            .and_then(|s| s.status.reported.as_ref())
+    }
+
+    pub fn recipient(&self) -> Option<&str> {
+        self.send
+            .as_ref()
+            .and_then(|s| s.record.recipient.as_deref())
+            .or_else(|| self.statuses.iter().find_map(|s| s.status.recipient.as_deref()))
+            .filter(|r| !r.is_empty())
+    }
+
+    /// The merged status (W1): the furthest progress reached; `failed` only when nothing proves
+    /// delivery.
+    pub fn final_status(&self) -> Option<DeliveryStatus> {
+        let furthest = self.statuses.iter().map(|s| s.status.status).max_by_key(|s| s.progress());
+        match furthest {
+            Some(DeliveryStatus::Sent) | None
+                if self.statuses.iter().any(|s| s.status.status == DeliveryStatus::Failed) =>
+            {
+                Some(DeliveryStatus::Failed)
+            }
+            other => other,
+        }
+    }
+
+    /// The class billing uses and where it came from. The send record wins over the provider's
+    /// report; a category change in force at send time wins over the record's declared category
+    /// (R8, R90: Meta's word at time of use).
+    pub fn classify(&self, catalog: &TemplateCatalog) -> (Classification, Option<EventId>) {
+        if let Some(send) = &self.send {
+            return match &send.record.content {
+                SendContent::NonTemplate { .. } => (
+                    Classification {
+                        class: Some(MessageClass::NonTemplate),
+                        source: ClassSource::SendRecord,
+                        template_name: None,
+                        template_language: None,
+                        declared_category: None,
+                    },
+                    None,
+                ),
+                SendContent::Template(template) => {
+                    let changed = catalog.category_at(&template.name, &template.language, send.at);
+                    let (category, source, change) = match changed {
+                        Some((category, event)) => {
+                            (category, ClassSource::CategoryChange, Some(event.clone()))
+                        }
+                        None => (template.category, ClassSource::SendRecord, None),
+                    };
+                    let declared: Option<TemplateCategory> =
+                        (category != template.category).then_some(template.category);
+                    (
+                        Classification {
+                            class: Some(MessageClass::Template(category)),
+                            source,
+                            template_name: Some(template.name.clone()),
+                            template_language: Some(template.language.clone()),
+                            declared_category: declared,
+                        },
+                        change,
+                    )
+                }
+            };
+        }
+        let reported = self.reported().and_then(|r| {
+            r.category
+                .as_ref()
+                .and_then(|c| c.message_class())
+                .or_else(|| r.conversation_origin.as_ref().and_then(|c| c.message_class()))
+        });
+        let classification = Classification {
+            class: reported,
+            source: if reported.is_some() { ClassSource::ProviderReported } else { ClassSource::Unknown },
+            template_name: None,
+            template_language: None,
+            declared_category: None,
+        };
+        (classification, None)
+    }
+}

@@ -1,0 +1,405 @@
+//! One contact's ledger: its events, merged message states, the pair state after the last
+//! evaluated occurrence, and the facts concluded so far.
+//!
+//! The conclusions are a function of the *set* of events, evaluated in (time, kind, id) order
+//! (ARCHITECTURE decision 1). An event whose occurrence falls after everything evaluated so far
+//! is applied incrementally; anything else re-folds the contact and reports the facts that
+//! disappeared and appeared, which the journal turns into reversals and new entries.
+
+mod message;
+pub(crate) mod pair;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::category::{MessageClass, PricingCategory, PricingModel, TemplateCategory};
+use crate::era::Era;
+use crate::event::{EntryPoint, Event, EventId, EventKind, MessageId};
+use crate::fact::{Charge, ClassSource, Classification, Fact, FactId};
+use crate::rules::Rule;
+use crate::time::Timestamp;
+
+use message::{MessageState, SendObs, StatusObs};
+pub use pair::FoldContext;
+use pair::{Delivery, PairState, ENTRY_POINT_REPLY_SECONDS};
+
+/// The order of occurrences within a contact: time, then inbound before delivery (a reply at
+/// the same second sees the window the user just opened), then id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct OccurrenceKey {
+    at: Timestamp,
+    rank: u8,
+    id: Arc<str>,
+}
+
+const INBOUND_RANK: u8 = 0;
+const DELIVERY_RANK: u8 = 1;
+
+#[derive(Debug, Clone)]
+struct InboundObs {
+    at: Timestamp,
+    event_id: EventId,
+    entry_point: Option<EntryPoint>,
+}
+
+/// The result of offering an event to a ledger (ARCHITECTURE decision 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", content = "field", rename_all = "snake_case")]
+pub enum Ingested {
+    Created,
+    Exists,
+    /// Same event id, different content: an alert, never a silent overwrite. The first stays.
+    ExistsWithDifferent(&'static str),
+}
+
+/// Facts that a change of the contact's events removed and added.
+#[derive(Debug, Default)]
+pub struct FactDiff {
+    pub removed: Vec<(FactId, Arc<Fact>)>,
+    pub added: Vec<(FactId, Arc<Fact>)>,
+}
+
+impl FactDiff {
+    pub fn is_empty(&self) -> bool {
+        self.removed.is_empty() && self.added.is_empty()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ContactLedger {
+    events: HashMap<EventId, Event>,
+    inbound: Vec<InboundObs>,
+    messages: HashMap<MessageId, MessageState>,
+    state: PairState,
+    last: Option<OccurrenceKey>,
+    facts: Vec<(FactId, Arc<Fact>)>,
+}
+
+impl ContactLedger {
+    pub fn event_count(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The facts currently concluded, in evaluation order.
+    pub fn facts(&self) -> impl Iterator<Item = &Arc<Fact>> {
+        self.facts.iter().map(|(_, fact)| fact)
+    }
+
+    /// The merged status of a business message (W1), if any status was seen.
+    pub fn message_status(&self, message_id: &MessageId) -> Option<crate::event::DeliveryStatus> {
+        self.messages.get(message_id)?.final_status()
+    }
+
+    /// Offers a contact-scoped event. Account-level events are the ledger's business.
+    pub fn apply(&mut self, event: Event, ctx: &FoldContext<'_>, diff: &mut FactDiff) -> Ingested {
+        if let Some(existing) = self.events.get(&event.event_id) {
+            return match existing.first_difference(&event) {
+                None => Ingested::Exists,
+                Some(field) => Ingested::ExistsWithDifferent(field),
+            };
+        }
+        match &event.kind {
+            EventKind::InboundMessage(inbound) => {
+                let obs = InboundObs {
+                    at: event.event_time,
+                    event_id: event.event_id.clone(),
+                    entry_point: inbound.entry_point.clone(),
+                };
+                let key = OccurrenceKey { at: obs.at, rank: INBOUND_RANK, id: obs.event_id.0.clone() };
+                let at = self.inbound.partition_point(|p| (p.at, &p.event_id) < (obs.at, &obs.event_id));
+                self.inbound.insert(at, obs);
+                if self.last.as_ref().is_none_or(|last| *last < key) {
+                    let obs = &self.inbound[at];
+                    self.state.on_inbound(obs.at, &obs.event_id, obs.entry_point.as_ref());
+                    self.last = Some(key);
+                } else {
+                    self.refold(ctx, diff);
+                }
+            }
+            EventKind::SendRecord(record) => {
+                let message_id = record.message_id.clone();
+                let before = self.delivery_of(&message_id, ctx);
+                let obs = SendObs {
+                    event_id: event.event_id.clone(),
+                    at: event.event_time,
+                    record: record.clone(),
+                };
+                self.messages.entry(message_id.clone()).or_default().add_send(obs);
+                self.on_message_changed(&message_id, before, ctx, diff);
+            }
+            EventKind::MessageStatus(status) => {
+                let message_id = status.message_id.clone();
+                let before = self.delivery_of(&message_id, ctx);
+                let obs = StatusObs {
+                    event_id: event.event_id.clone(),
+                    at: event.event_time,
+                    status: status.clone(),
+                };
+                self.messages.entry(message_id.clone()).or_default().add_status(obs);
+                self.on_message_changed(&message_id, before, ctx, diff);
+            }
+            EventKind::TemplateCategoryChange(_) | EventKind::AccountSettings(_) => {
+                debug_assert!(false, "account-level events are routed by the ledger");
+            }
+        }
+        self.events.insert(event.event_id.clone(), event);
+        Ingested::Created
+    }
+
+    fn on_message_changed(
+        &mut self,
+        message_id: &MessageId,
+        before: Option<Delivery>,
+        ctx: &FoldContext<'_>,
+        diff: &mut FactDiff,
+    ) {
+        let after = self.delivery_of(message_id, ctx);
+        if before == after {
+            return;
+        }
+        match (before, after) {
+            (None, Some(delivery)) => {
+                let key =
+                    OccurrenceKey { at: delivery.at, rank: DELIVERY_RANK, id: delivery.message_id.0.clone() };
+                if self.last.as_ref().is_none_or(|last| *last < key) {
+                    let mut produced = Vec::new();
+                    self.state.on_delivery(ctx, &delivery, &mut produced);
+                    self.last = Some(key);
+                    for fact in produced {
+                        let entry = (fact.id(), Arc::new(fact));
+                        self.facts.push(entry.clone());
+                        diff.added.push(entry);
+                    }
+                } else {
+                    self.refold(ctx, diff);
+                }
+            }
+            _ => self.refold(ctx, diff),
+        }
+    }
+
+    /// Re-evaluates everything and reports the difference to what was concluded before.
+    pub fn refold(&mut self, ctx: &FoldContext<'_>, diff: &mut FactDiff) {
+        let (state, last, facts) = self.evaluate(ctx, None);
+        self.state = state;
+        self.last = last;
+        let new: Vec<(FactId, Arc<Fact>)> = facts.into_iter().map(|f| (f.id(), Arc::new(f))).collect();
+        let new_ids: HashSet<FactId> = new.iter().map(|(id, _)| *id).collect();
+        let old_ids: HashSet<FactId> = self.facts.iter().map(|(id, _)| *id).collect();
+        diff.removed.extend(self.facts.iter().filter(|(id, _)| !new_ids.contains(id)).cloned());
+        diff.added.extend(new.iter().filter(|(id, _)| !old_ids.contains(id)).cloned());
+        self.facts = new;
+    }
+
+    /// The message's delivery as the rules see it, or `None` while it is not billable yet: not
+    /// delivered (R4), or its kind unknown outside era 1 (W3: held until a send record arrives).
+    fn delivery_of(&self, message_id: &MessageId, ctx: &FoldContext<'_>) -> Option<Delivery> {
+        let message = self.messages.get(message_id)?;
+        let delivered = message.delivery()?;
+        let (classification, change_event) = message.classify(ctx.catalog);
+        if classification.class.is_none() && ctx.clock.era_at(delivered.at) != Era::ConversationsV1 {
+            return None;
+        }
+        let mut evidence = Vec::with_capacity(3);
+        evidence.extend(message.send.as_ref().map(|s| s.event_id.clone()));
+        evidence.push(delivered.event_id.clone());
+        evidence.extend(change_event);
+        Some(Delivery {
+            message_id: message_id.clone(),
+            at: delivered.at,
+            sent_at: message.sent_at().unwrap_or(delivered.at),
+            classification,
+            marketing_lite: message.send.as_ref().is_some_and(|s| s.record.marketing_lite),
+            reported: message.reported().cloned(),
+            recipient: message.recipient().map(str::to_owned),
+            evidence,
+        })
+    }
+
+    /// Evaluates occurrences up to and including `upto` (all when `None`) from an empty state.
+    fn evaluate(
+        &self,
+        ctx: &FoldContext<'_>,
+        upto: Option<Timestamp>,
+    ) -> (PairState, Option<OccurrenceKey>, Vec<Fact>) {
+        enum Occurrence<'a> {
+            Inbound(&'a InboundObs),
+            Delivery(Box<Delivery>),
+        }
+        let within = |at: Timestamp| upto.is_none_or(|limit| at <= limit);
+        let mut occurrences: Vec<(OccurrenceKey, Occurrence<'_>)> =
+            Vec::with_capacity(self.inbound.len() + self.messages.len());
+        for obs in self.inbound.iter().filter(|o| within(o.at)) {
+            let key = OccurrenceKey { at: obs.at, rank: INBOUND_RANK, id: obs.event_id.0.clone() };
+            occurrences.push((key, Occurrence::Inbound(obs)));
+        }
+        for message_id in self.messages.keys() {
+            if let Some(delivery) = self.delivery_of(message_id, ctx).filter(|d| within(d.at)) {
+                let key = OccurrenceKey { at: delivery.at, rank: DELIVERY_RANK, id: message_id.0.clone() };
+                occurrences.push((key, Occurrence::Delivery(Box::new(delivery))));
+            }
+        }
+        occurrences.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut state = PairState::default();
+        let mut facts = Vec::new();
+        let mut last = None;
+        for (key, occurrence) in occurrences {
+            match &occurrence {
+                Occurrence::Inbound(obs) => state.on_inbound(obs.at, &obs.event_id, obs.entry_point.as_ref()),
+                Occurrence::Delivery(delivery) => state.on_delivery(ctx, delivery, &mut facts),
+            }
+            last = Some(key);
+        }
+        (state, last, facts)
+    }
+
+    /// What the pair may send at `at` and what each kind of send would open or be billed as,
+    /// judged from the events whose time is at or before `at`.
+    pub fn eligibility(&self, ctx: &FoldContext<'_>, at: Timestamp) -> Eligibility {
+        let (mut state, _, _) = self.evaluate(ctx, Some(at));
+        state.expire(at);
+        let preview = |class: MessageClass| preview_send(&state, ctx, class, at);
+        let pending = state
+            .pending_entry
+            .as_ref()
+            .map(|p| p.at.plus(ENTRY_POINT_REPLY_SECONDS))
+            .filter(|deadline| at < *deadline);
+        let mut free_form = preview(MessageClass::NonTemplate);
+        if !state.service_window_open(at) {
+            free_form = SendPreview::rejected(vec![Rule::R2]);
+        }
+        Eligibility {
+            at,
+            era: ctx.clock.era_at(at),
+            customer_service_window_until: state
+                .service_window
+                .as_ref()
+                .map(|w| w.until)
+                .filter(|until| at < *until),
+            entry_point_window_until: state.entry_window.as_ref().map(|w| w.expires_at),
+            entry_point_reply_deadline: pending,
+            open_conversations: state
+                .conversations
+                .iter()
+                .map(|c| OpenConversationView {
+                    category: c.category.as_str(),
+                    opened_at: c.opened_at,
+                    expires_at: c.expires_at,
+                    opened_by: c.opened_by.clone(),
+                })
+                .collect(),
+            free_form,
+            marketing: preview(MessageClass::Template(TemplateCategory::Marketing)),
+            utility: preview(MessageClass::Template(TemplateCategory::Utility)),
+            authentication: preview(MessageClass::Template(TemplateCategory::Authentication)),
+        }
+    }
+}
+
+fn preview_send(state: &PairState, ctx: &FoldContext<'_>, class: MessageClass, at: Timestamp) -> SendPreview {
+    let mut scratch = state.clone();
+    let delivery = Delivery {
+        message_id: MessageId::from("(hypothetical)"),
+        at,
+        sent_at: at,
+        classification: Classification {
+            class: Some(class),
+            source: ClassSource::SendRecord,
+            template_name: None,
+            template_language: None,
+            declared_category: None,
+        },
+        marketing_lite: false,
+        reported: None,
+        recipient: None,
+        evidence: Vec::new(),
+    };
+    let mut facts = Vec::new();
+    scratch.on_delivery(ctx, &delivery, &mut facts);
+    let mut preview = SendPreview { allowed: true, ..SendPreview::default() };
+    for fact in facts {
+        match fact {
+            Fact::ConversationOpened(opened) => {
+                preview.opens =
+                    Some(OpensView { category: opened.category.as_str(), expires_at: opened.expires_at });
+                preview.charge = Some(opened.charge);
+                preview.rules = opened.rules;
+            }
+            Fact::MessageBilled(message) => {
+                preview.pricing_model = Some(message.pricing_model);
+                preview.category = Some(message.category);
+                if preview.opens.is_none() {
+                    preview.joins =
+                        message.conversation.filter(|_| message.pricing_model == PricingModel::Cbp);
+                    preview.charge = Some(message.charge);
+                    preview.rules = message.rules;
+                }
+            }
+        }
+    }
+    preview
+}
+
+/// The answer to "what may I send now, and what would it cost?".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Eligibility {
+    pub at: Timestamp,
+    pub era: Era,
+    /// R1: open until this instant (exclusive), if open at `at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_service_window_until: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry_point_window_until: Option<Timestamp>,
+    /// A reply sent before this instant opens a free entry point window (R25, R53).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry_point_reply_deadline: Option<Timestamp>,
+    pub open_conversations: Vec<OpenConversationView>,
+    pub free_form: SendPreview,
+    pub marketing: SendPreview,
+    pub utility: SendPreview,
+    pub authentication: SendPreview,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenConversationView {
+    pub category: &'static str,
+    pub opened_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub opened_by: MessageId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpensView {
+    pub category: &'static str,
+    pub expires_at: Timestamp,
+}
+
+/// What one kind of send would do if delivered at the instant asked about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SendPreview {
+    pub allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pricing_model: Option<PricingModel>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<PricingCategory>,
+    /// `billable`, `free` with a reason, or an allowance whose use the ledger reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub charge: Option<Charge>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opens: Option<OpensView>,
+    /// The conversation (by its opening message) the send would join.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joins: Option<MessageId>,
+    /// Claims already made on the allowance this send would draw on, at the instant asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowance_used: Option<usize>,
+    pub rules: Vec<Rule>,
+}
+
+impl SendPreview {
+    fn rejected(rules: Vec<Rule>) -> Self {
+        SendPreview { allowed: false, rules, ..SendPreview::default() }
+    }
+}

@@ -1,0 +1,404 @@
+//! Facts: what one contact's fold concludes, before account-wide allowances are applied.
+//!
+//! A fact's id is a hash of its whole content, so a late event that changes anything about a
+//! conclusion yields a different fact, which the journal turns into a reversal plus a new entry.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::category::{
+    ConversationCategory, MessageClass, PricingCategory, PricingModel, PricingType, ReportedCategory,
+    TemplateCategory,
+};
+use crate::era::Era;
+use crate::event::{ContactKey, EventId, MessageId, ReportedPricing, WabaId};
+use crate::id::{IdHasher, StableHash};
+use crate::rules::Rule;
+use crate::time::{LocalMonth, Timestamp};
+
+/// Identity of a fact: the hash of its content.
+pub type FactId = u128;
+
+/// Why something is not charged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FreeReason {
+    /// Inside a free entry point conversation or window (R14, R25, R53).
+    EntryPoint,
+    /// Within a monthly allowance: era 1 conversations (R13), era 2 service conversations
+    /// (R26), era 5 service messages (R80).
+    FreeTier,
+    /// Era 3 service conversations (R40).
+    FreeService,
+    /// A utility template delivered inside the customer service window (R51).
+    CustomerServiceWindow,
+    /// Per-message pricing never charges non-template messages (R51).
+    NonTemplate,
+    /// Conversation-based pricing charges the conversation (its `conversation_opened` entry),
+    /// never the message itself (R10, R21, R22, R56).
+    PerConversation,
+}
+
+/// A monthly allowance a fact draws on; which facts it covers is decided across the whole
+/// account (or phone number), in order of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllowanceKind {
+    /// R13: 1,000 conversations per WABA per month, either type.
+    Era1Conversations,
+    /// R26: 1,000 service conversations per WABA per month.
+    Era2ServiceConversations,
+    /// R80: 1,000 service messages per business phone number per month.
+    Era5ServiceMessages,
+}
+
+impl AllowanceKind {
+    pub const fn limit(self) -> usize {
+        1_000
+    }
+}
+
+/// One month of one allowance: `scope` is a WABA id or, for era 5, a phone number id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AllowancePool {
+    pub kind: AllowanceKind,
+    pub scope: Arc<str>,
+    pub month: LocalMonth,
+}
+
+/// How the fold decided to charge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Charge {
+    Billable,
+    Free(FreeReason),
+    /// Free if among the pool's first `limit` claims of the month by time, else billable.
+    Allowance(AllowancePool),
+}
+
+/// Account facts pricing needs, carried on every fact (R5, R6, R26, R54).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillingContext {
+    pub waba_id: WabaId,
+    pub contact: ContactKey,
+    /// Recipient phone number when known: the market derives from it (R5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    /// The month of the fact's instant in the WABA's time zone.
+    pub local_month: LocalMonth,
+    pub time_zone: String,
+    /// True while the account has no settings event: the fold used UTC.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub time_zone_assumed: bool,
+}
+
+/// Where a message's class came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassSource {
+    /// The business's send record (authoritative over what the provider reported).
+    SendRecord,
+    /// A `template_category_update` in force at send time (R8, R90).
+    CategoryChange,
+    /// No send record yet: the provider's reported category (replaced once a record arrives).
+    ProviderReported,
+    /// Unknown; only era 1 can bill without knowing the message's kind.
+    Unknown,
+}
+
+/// The classification of a delivered message, with both sides kept for reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Classification {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<MessageClass>,
+    pub source: ClassSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_language: Option<String>,
+    /// The category on the send record, when it differs from the one applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_category: Option<TemplateCategory>,
+}
+
+/// A Click-to-WhatsApp / Page-CTA source, for attribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryPointRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctwa_clid: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fact {
+    ConversationOpened(ConversationOpened),
+    MessageBilled(MessageBilled),
+}
+
+/// A conversation (eras 1–3) or a free entry point window (eras 4–5) opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationOpened {
+    pub category: ConversationCategory,
+    pub era: Era,
+    pub opened_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// The business message whose delivery opened it; also the conversation's key.
+    pub opened_by: MessageId,
+    pub charge: Charge,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_point: Option<EntryPointRef>,
+    pub context: BillingContext,
+    pub rules: Vec<Rule>,
+    pub evidence: Vec<EventId>,
+}
+
+/// A delivered business message and how it is counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageBilled {
+    pub message_id: MessageId,
+    pub era: Era,
+    pub pricing_model: PricingModel,
+    /// The charge instant: the first delivered/read status by timestamp (R4, W1, W4).
+    pub delivered_at: Timestamp,
+    pub category: PricingCategory,
+    pub charge: Charge,
+    /// CBP: the `opened_by` of the conversation the message belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<MessageId>,
+    pub classification: Classification,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<ReportedPricing>,
+    pub context: BillingContext,
+    pub rules: Vec<Rule>,
+    pub evidence: Vec<EventId>,
+}
+
+impl Fact {
+    pub fn charge(&self) -> &Charge {
+        match self {
+            Fact::ConversationOpened(c) => &c.charge,
+            Fact::MessageBilled(m) => &m.charge,
+        }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        match self {
+            Fact::ConversationOpened(c) => &c.rules,
+            Fact::MessageBilled(m) => &m.rules,
+        }
+    }
+
+    pub fn evidence(&self) -> &[EventId] {
+        match self {
+            Fact::ConversationOpened(c) => &c.evidence,
+            Fact::MessageBilled(m) => &m.evidence,
+        }
+    }
+
+    pub fn context(&self) -> &BillingContext {
+        match self {
+            Fact::ConversationOpened(c) => &c.context,
+            Fact::MessageBilled(m) => &m.context,
+        }
+    }
+
+    /// The instant the fact is about: opening or delivery. Allowances are granted in this order.
+    pub fn at(&self) -> Timestamp {
+        match self {
+            Fact::ConversationOpened(c) => c.opened_at,
+            Fact::MessageBilled(m) => m.delivered_at,
+        }
+    }
+
+    pub fn is_conversation_based(&self) -> bool {
+        match self {
+            Fact::ConversationOpened(_) => true,
+            Fact::MessageBilled(m) => m.pricing_model == PricingModel::Cbp,
+        }
+    }
+
+    pub fn id(&self) -> FactId {
+        let mut hasher = IdHasher::new("ledger.fact.v1");
+        self.stable_hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+// Stable encodings. Enums hash their serialized names so a reordering of variants never
+// changes ids.
+
+fn hash_rules(rules: &[Rule], h: &mut IdHasher) {
+    h.u64(rules.len() as u64);
+    for rule in rules {
+        h.str(rule.id());
+    }
+}
+
+fn hash_evidence(evidence: &[EventId], h: &mut IdHasher) {
+    h.u64(evidence.len() as u64);
+    for id in evidence {
+        h.str(id.as_str());
+    }
+}
+
+impl StableHash for Charge {
+    fn stable_hash(&self, h: &mut IdHasher) {
+        match self {
+            Charge::Billable => {
+                h.str("billable");
+            }
+            Charge::Free(reason) => {
+                h.str("free").str(free_reason_name(*reason));
+            }
+            Charge::Allowance(pool) => {
+                h.str("allowance").str(allowance_name(pool.kind)).str(&pool.scope);
+                h.i64(i64::from(pool.month.year)).u64(u64::from(pool.month.month));
+            }
+        }
+    }
+}
+
+pub(crate) fn free_reason_name(reason: FreeReason) -> &'static str {
+    match reason {
+        FreeReason::EntryPoint => "entry_point",
+        FreeReason::FreeTier => "free_tier",
+        FreeReason::FreeService => "free_service",
+        FreeReason::CustomerServiceWindow => "customer_service_window",
+        FreeReason::NonTemplate => "non_template",
+        FreeReason::PerConversation => "per_conversation",
+    }
+}
+
+pub(crate) fn allowance_name(kind: AllowanceKind) -> &'static str {
+    match kind {
+        AllowanceKind::Era1Conversations => "era1_conversations",
+        AllowanceKind::Era2ServiceConversations => "era2_service_conversations",
+        AllowanceKind::Era5ServiceMessages => "era5_service_messages",
+    }
+}
+
+fn era_name(era: Era) -> u8 {
+    era.number()
+}
+
+fn pricing_model_name(model: PricingModel) -> &'static str {
+    match model {
+        PricingModel::Nbp => "NBP",
+        PricingModel::Cbp => "CBP",
+        PricingModel::Pmp => "PMP",
+    }
+}
+
+fn pricing_type_name(kind: PricingType) -> &'static str {
+    match kind {
+        PricingType::Regular => "regular",
+        PricingType::FreeCustomerService => "free_customer_service",
+        PricingType::FreeEntryPoint => "free_entry_point",
+        PricingType::FreeGroupCustomerService => "free_group_customer_service",
+        PricingType::FreeTier => "free_tier",
+    }
+}
+
+fn reported_category_name(category: &ReportedCategory) -> &str {
+    match category {
+        ReportedCategory::Marketing => "marketing",
+        ReportedCategory::MarketingLite => "marketing_lite",
+        ReportedCategory::Utility => "utility",
+        ReportedCategory::Authentication => "authentication",
+        ReportedCategory::AuthenticationInternational => "authentication_international",
+        ReportedCategory::Service => "service",
+        ReportedCategory::ReferralConversion => "referral_conversion",
+        ReportedCategory::UserInitiated => "user_initiated",
+        ReportedCategory::BusinessInitiated => "business_initiated",
+        ReportedCategory::GroupMarketing => "group_marketing",
+        ReportedCategory::GroupUtility => "group_utility",
+        ReportedCategory::GroupService => "group_service",
+        ReportedCategory::Other(text) => text,
+    }
+}
+
+impl StableHash for BillingContext {
+    fn stable_hash(&self, h: &mut IdHasher) {
+        h.str(self.waba_id.as_str())
+            .str(&self.contact.phone_number_id)
+            .str(&self.contact.user_id)
+            .opt_str(self.recipient.as_deref())
+            .i64(i64::from(self.local_month.year))
+            .u64(u64::from(self.local_month.month))
+            .str(&self.time_zone)
+            .bool(self.time_zone_assumed);
+    }
+}
+
+impl StableHash for Option<ReportedPricing> {
+    fn stable_hash(&self, h: &mut IdHasher) {
+        let Some(r) = self else {
+            h.u8(0);
+            return;
+        };
+        h.u8(1);
+        h.opt_str(r.pricing_model.map(pricing_model_name));
+        h.opt_str(r.category.as_ref().map(reported_category_name));
+        h.opt_str(r.pricing_type.map(pricing_type_name));
+        h.opt_str(r.billable.map(|b| if b { "true" } else { "false" }));
+        h.opt_str(r.conversation_id.as_deref());
+        h.opt_str(r.conversation_origin.as_ref().map(reported_category_name));
+        match r.conversation_expires_at {
+            None => h.u8(0),
+            Some(t) => h.u8(1).i64(t.0),
+        };
+    }
+}
+
+impl StableHash for Classification {
+    fn stable_hash(&self, h: &mut IdHasher) {
+        let class = match self.class {
+            None => "unknown",
+            Some(MessageClass::NonTemplate) => "non_template",
+            Some(MessageClass::Template(c)) => c.as_str(),
+        };
+        let source = match self.source {
+            ClassSource::SendRecord => "send_record",
+            ClassSource::CategoryChange => "category_change",
+            ClassSource::ProviderReported => "provider_reported",
+            ClassSource::Unknown => "unknown",
+        };
+        h.str(class).str(source);
+        h.opt_str(self.template_name.as_deref()).opt_str(self.template_language.as_deref());
+        h.opt_str(self.declared_category.map(TemplateCategory::as_str));
+    }
+}
+
+impl StableHash for Fact {
+    fn stable_hash(&self, h: &mut IdHasher) {
+        match self {
+            Fact::ConversationOpened(c) => {
+                h.str("conversation_opened").str(c.category.as_str()).u8(era_name(c.era));
+                h.i64(c.opened_at.0).i64(c.expires_at.0).str(c.opened_by.as_str());
+                c.charge.stable_hash(h);
+                match &c.entry_point {
+                    None => h.u8(0),
+                    Some(ep) => h.u8(1).opt_str(ep.source_id.as_deref()).opt_str(ep.ctwa_clid.as_deref()),
+                };
+                c.context.stable_hash(h);
+                hash_rules(&c.rules, h);
+                hash_evidence(&c.evidence, h);
+            }
+            Fact::MessageBilled(m) => {
+                h.str("message_billed").str(m.message_id.as_str()).u8(era_name(m.era));
+                h.str(pricing_model_name(m.pricing_model)).i64(m.delivered_at.0);
+                h.str(m.category.as_str());
+                m.charge.stable_hash(h);
+                h.opt_str(m.conversation.as_ref().map(MessageId::as_str));
+                m.classification.stable_hash(h);
+                m.reported.stable_hash(h);
+                m.context.stable_hash(h);
+                hash_rules(&m.rules, h);
+                hash_evidence(&m.evidence, h);
+            }
+        }
+    }
+}

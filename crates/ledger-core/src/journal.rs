@@ -1,0 +1,167 @@
+//! The append-only journal of ledger entries (ARCHITECTURE decision 3).
+//!
+//! Facts become entries once allowances are resolved. A fact that disappears, or whose
+//! resolution changes, is reversed by a new entry that names it; nothing posted is edited.
+//! Entry ids are deterministic: the same log in the same order gives the same ids, and the
+//! entries left after netting reversals depend only on the set of events.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::category::{PricingModel, PricingType};
+use crate::fact::{free_reason_name, Charge, Fact, FactId, FreeReason};
+use crate::id::{Id128, IdHasher};
+
+/// Whether an entry posts a fact or reverses an earlier posting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryAction {
+    Post,
+    Reverse,
+}
+
+/// The final billing verdict of a fact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Resolution {
+    pub billable: bool,
+    pub free_reason: Option<FreeReason>,
+}
+
+impl Resolution {
+    /// `within_allowance` answers for facts that claim an allowance.
+    pub fn of(charge: &Charge, within_allowance: bool) -> Resolution {
+        match charge {
+            Charge::Billable => Resolution { billable: true, free_reason: None },
+            Charge::Free(reason) => Resolution { billable: false, free_reason: Some(*reason) },
+            Charge::Allowance(_) if within_allowance => {
+                Resolution { billable: false, free_reason: Some(FreeReason::FreeTier) }
+            }
+            Charge::Allowance(_) => Resolution { billable: true, free_reason: None },
+        }
+    }
+
+    /// The pricing type as Meta's webhooks and analytics would name it (R52, §5).
+    pub fn pricing_type(self, fact: &Fact) -> Option<PricingType> {
+        let conversation = matches!(fact, Fact::ConversationOpened(_));
+        if !conversation && fact.is_conversation_based() {
+            return None;
+        }
+        Some(match self.free_reason {
+            None => PricingType::Regular,
+            Some(FreeReason::EntryPoint) => PricingType::FreeEntryPoint,
+            Some(FreeReason::FreeTier) if conversation => PricingType::FreeTier,
+            Some(
+                FreeReason::FreeTier
+                | FreeReason::FreeService
+                | FreeReason::CustomerServiceWindow
+                | FreeReason::NonTemplate
+                | FreeReason::PerConversation,
+            ) => PricingType::FreeCustomerService,
+        })
+    }
+}
+
+/// One journal line: a posting of a fact with its verdict, or the reversal of one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    pub id: Id128,
+    pub action: EntryAction,
+    /// The entry this one reverses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reverses: Option<Id128>,
+    pub billable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub free_reason: Option<FreeReason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pricing_type: Option<PricingType>,
+    #[serde(flatten)]
+    pub fact: Arc<Fact>,
+}
+
+impl Entry {
+    fn new(
+        id: Id128,
+        action: EntryAction,
+        reverses: Option<Id128>,
+        resolution: Resolution,
+        fact: Arc<Fact>,
+    ) -> Entry {
+        Entry {
+            id,
+            action,
+            reverses,
+            billable: resolution.billable,
+            free_reason: resolution.free_reason,
+            pricing_type: resolution.pricing_type(&fact),
+            fact,
+        }
+    }
+
+    pub fn resolution(&self) -> Resolution {
+        Resolution { billable: self.billable, free_reason: self.free_reason }
+    }
+
+    /// Whether the fact is counted per message (per-message pricing) rather than per conversation.
+    pub fn is_per_message(&self) -> bool {
+        matches!(&*self.fact, Fact::MessageBilled(m) if m.pricing_model == PricingModel::Pmp)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Posted {
+    entry_id: Id128,
+    resolution: Resolution,
+    fact: Arc<Fact>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Journal {
+    live: HashMap<FactId, Posted>,
+    /// How often a (fact, verdict) was reversed, so re-posting it gets a fresh id.
+    reversed: HashMap<u128, u32>,
+}
+
+impl Journal {
+    fn posting_key(fact_id: FactId, resolution: Resolution) -> u128 {
+        let mut h = IdHasher::new("ledger.posting.v1");
+        h.u128(fact_id).bool(resolution.billable);
+        h.opt_str(resolution.free_reason.map(free_reason_name));
+        h.finish()
+    }
+
+    pub fn post(&mut self, fact_id: FactId, fact: Arc<Fact>, resolution: Resolution, out: &mut Vec<Entry>) {
+        let key = Self::posting_key(fact_id, resolution);
+        let generation = self.reversed.get(&key).copied().unwrap_or(0);
+        let entry_id = Id128(IdHasher::new("ledger.entry.v1").u128(key).u64(u64::from(generation)).finish());
+        out.push(Entry::new(entry_id, EntryAction::Post, None, resolution, fact.clone()));
+        let previous = self.live.insert(fact_id, Posted { entry_id, resolution, fact });
+        debug_assert!(previous.is_none(), "a fact is posted at most once at a time");
+    }
+
+    pub fn reverse(&mut self, fact_id: FactId, out: &mut Vec<Entry>) {
+        let Some(posted) = self.live.remove(&fact_id) else {
+            debug_assert!(false, "reversing a fact that is not live");
+            return;
+        };
+        *self.reversed.entry(Self::posting_key(fact_id, posted.resolution)).or_default() += 1;
+        let id = Id128(IdHasher::new("ledger.reversal.v1").u128(posted.entry_id.0).finish());
+        out.push(Entry::new(id, EntryAction::Reverse, Some(posted.entry_id), posted.resolution, posted.fact));
+    }
+
+    pub fn live(&self, fact_id: FactId) -> Option<(&Arc<Fact>, Resolution)> {
+        self.live.get(&fact_id).map(|p| (&p.fact, p.resolution))
+    }
+
+    /// The entries standing after netting reversals, in no particular order.
+    pub fn live_entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.live
+            .values()
+            .map(|p| Entry::new(p.entry_id, EntryAction::Post, None, p.resolution, p.fact.clone()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+}

@@ -1,0 +1,252 @@
+//! The ledger over many accounts: routes events to contacts, keeps each account's settings and
+//! template catalogue, resolves allowances across contacts and keeps the journal.
+
+use std::collections::HashMap;
+
+use crate::allowance::Allowance;
+use crate::catalog::TemplateCatalog;
+use crate::contact::{ContactLedger, Eligibility, FactDiff, FoldContext, Ingested};
+use crate::era::AccountClock;
+use crate::event::{
+    parse_time_zone, AccountSettings, ContactKey, Event, EventError, EventId, EventKind, WabaId,
+};
+use crate::fact::{AllowancePool, Charge, Fact, FactId};
+use crate::journal::{Entry, Journal, Resolution};
+use crate::time::Timestamp;
+
+/// Switches that are not facts of the log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LedgerConfig {
+    /// Apply era 5 (paid service, R80–R83) from 2026-10-01. Off by default: it rests on
+    /// secondary reports, not a Meta snapshot (Q14).
+    pub era5_enabled: bool,
+    /// Overrides the spec's 1,000 free claims per allowance month (R13, R26, R80). Only for
+    /// simulations and tests that need allowances to fill up with few events.
+    pub allowance_limit: Option<usize>,
+}
+
+#[derive(Debug)]
+struct Account {
+    /// The settings event in force: the latest by (event time, event id).
+    settings: Option<(Timestamp, EventId, AccountSettings)>,
+    clock: AccountClock,
+    catalog: TemplateCatalog,
+    account_events: HashMap<EventId, Event>,
+    contacts: HashMap<ContactKey, ContactLedger>,
+}
+
+impl Account {
+    fn new(config: LedgerConfig) -> Self {
+        Account {
+            settings: None,
+            clock: AccountClock::utc_assumed(config.era5_enabled),
+            catalog: TemplateCatalog::default(),
+            account_events: HashMap::new(),
+            contacts: HashMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Ledger {
+    config: LedgerConfig,
+    accounts: HashMap<WabaId, Account>,
+    allowances: HashMap<AllowancePool, Allowance>,
+    journal: Journal,
+}
+
+impl Ledger {
+    pub fn new(config: LedgerConfig) -> Self {
+        Ledger { config, ..Ledger::default() }
+    }
+
+    /// Folds one event in, appending the journal entries it causes to `out`.
+    pub fn apply(&mut self, event: Event, out: &mut Vec<Entry>) -> Result<Ingested, EventError> {
+        event.validate()?;
+        let config = self.config;
+        let account = self.accounts.entry(event.waba_id.clone()).or_insert_with(|| Account::new(config));
+        let Account { clock, catalog, contacts, account_events, settings } = account;
+
+        if let Some(contact_key) = event.contact.clone() {
+            let waba_id = event.waba_id.clone();
+            let ctx = FoldContext { clock, catalog, waba_id: &waba_id, contact: &contact_key };
+            let mut diff = FactDiff::default();
+            let contact = contacts.entry(contact_key.clone()).or_default();
+            let ingested = contact.apply(event, &ctx, &mut diff);
+            settle(config.allowance_limit, &mut self.journal, &mut self.allowances, diff, out);
+            return Ok(ingested);
+        }
+
+        if let Some(existing) = account_events.get(&event.event_id) {
+            return Ok(match existing.first_difference(&event) {
+                None => Ingested::Exists,
+                Some(field) => Ingested::ExistsWithDifferent(field),
+            });
+        }
+        let mut refold_all = false;
+        match &event.kind {
+            EventKind::AccountSettings(new) => {
+                let newer =
+                    settings.as_ref().is_none_or(|(t, id, _)| (*t, id) < (event.event_time, &event.event_id));
+                if newer {
+                    let tz = parse_time_zone(&new.time_zone)?;
+                    *settings = Some((event.event_time, event.event_id.clone(), new.clone()));
+                    let next = AccountClock::new(tz, false, config.era5_enabled);
+                    if next != *clock {
+                        *clock = next;
+                        refold_all = true;
+                    }
+                }
+            }
+            EventKind::TemplateCategoryChange(change) => {
+                catalog.record(&event.event_id, change);
+                refold_all = true;
+            }
+            _ => unreachable!("validate() rejects contact-scoped events without a contact"),
+        }
+        let waba_id = event.waba_id.clone();
+        account_events.insert(event.event_id.clone(), event);
+        if refold_all {
+            // A late account fact is just another late event: re-fold every contact it touches.
+            refold_account(config, account, &waba_id, &mut self.journal, &mut self.allowances, out);
+        }
+        Ok(Ingested::Created)
+    }
+
+    /// Re-folds every contact from its events and returns the entries that causes. On a
+    /// consistent ledger this is empty: incremental application equals folding from scratch.
+    pub fn refold_all(&mut self) -> Vec<Entry> {
+        let mut out = Vec::new();
+        let mut wabas: Vec<WabaId> = self.accounts.keys().cloned().collect();
+        wabas.sort_unstable();
+        for waba_id in wabas {
+            if let Some(account) = self.accounts.get_mut(&waba_id) {
+                refold_account(
+                    self.config,
+                    account,
+                    &waba_id,
+                    &mut self.journal,
+                    &mut self.allowances,
+                    &mut out,
+                );
+            }
+        }
+        out
+    }
+
+    /// Eligibility of a pair at `at` (events with time ≤ `at`), with allowance use filled in.
+    pub fn eligibility(&self, waba_id: &WabaId, contact: &ContactKey, at: Timestamp) -> Eligibility {
+        let empty = ContactLedger::default();
+        let fallback;
+        let (clock, catalog, ledger) = match self.accounts.get(waba_id) {
+            Some(account) => {
+                (&account.clock, &account.catalog, account.contacts.get(contact).unwrap_or(&empty))
+            }
+            None => {
+                fallback = Account::new(self.config);
+                (&fallback.clock, &fallback.catalog, &empty)
+            }
+        };
+        let ctx = FoldContext { clock, catalog, waba_id, contact };
+        let mut answer = ledger.eligibility(&ctx, at);
+        for preview in
+            [&mut answer.free_form, &mut answer.marketing, &mut answer.utility, &mut answer.authentication]
+        {
+            if let Some(Charge::Allowance(pool)) = &preview.charge {
+                preview.allowance_used = Some(self.allowances.get(pool).map_or(0, |a| a.used_before(at)));
+            }
+        }
+        answer
+    }
+
+    /// The entries standing after netting reversals, sorted by (instant, id) for stable output.
+    pub fn live_entries(&self) -> Vec<Entry> {
+        let mut entries: Vec<Entry> = self.journal.live_entries().collect();
+        entries.sort_by_key(|e| (e.fact.at(), e.id));
+        entries
+    }
+
+    pub fn live_entry_count(&self) -> usize {
+        self.journal.len()
+    }
+
+    pub fn contact(&self, waba_id: &WabaId, contact: &ContactKey) -> Option<&ContactLedger> {
+        self.accounts.get(waba_id)?.contacts.get(contact)
+    }
+
+    /// Whether the account is still folded in UTC for want of a settings event.
+    pub fn time_zone_assumed(&self, waba_id: &WabaId) -> bool {
+        self.accounts.get(waba_id).is_none_or(|a| a.clock.tz_assumed())
+    }
+}
+
+fn refold_account(
+    config: LedgerConfig,
+    account: &mut Account,
+    waba_id: &WabaId,
+    journal: &mut Journal,
+    allowances: &mut HashMap<AllowancePool, Allowance>,
+    out: &mut Vec<Entry>,
+) {
+    let Account { clock, catalog, contacts, .. } = account;
+    let mut keys: Vec<ContactKey> = contacts.keys().cloned().collect();
+    keys.sort_unstable();
+    for key in keys {
+        let ctx = FoldContext { clock, catalog, waba_id, contact: &key };
+        let mut diff = FactDiff::default();
+        if let Some(contact) = contacts.get_mut(&key) {
+            contact.refold(&ctx, &mut diff);
+        }
+        settle(config.allowance_limit, journal, allowances, diff, out);
+    }
+}
+
+/// Turns a contact's fact changes into journal entries, moving allowance grants as needed.
+fn settle(
+    allowance_limit: Option<usize>,
+    journal: &mut Journal,
+    allowances: &mut HashMap<AllowancePool, Allowance>,
+    diff: FactDiff,
+    out: &mut Vec<Entry>,
+) {
+    if diff.is_empty() {
+        return;
+    }
+    let mut moved: Vec<FactId> = Vec::new();
+    for (id, fact) in &diff.removed {
+        journal.reverse(*id, out);
+        if let Charge::Allowance(pool) = fact.charge() {
+            if let Some(allowance) = allowances.get_mut(pool) {
+                moved.extend(allowance.remove((fact.at(), *id)));
+            }
+        }
+    }
+    for (id, fact) in &diff.added {
+        if let Charge::Allowance(pool) = fact.charge() {
+            let limit = allowance_limit.unwrap_or(pool.kind.limit());
+            let allowance = allowances.entry(pool.clone()).or_insert_with(|| Allowance::new(limit));
+            moved.extend(allowance.insert((fact.at(), *id)));
+        }
+    }
+    for (id, fact) in diff.added {
+        let resolution = resolve(allowances, id, &fact);
+        journal.post(id, fact, resolution, out);
+    }
+    for id in moved {
+        let Some((fact, posted)) = journal.live(id) else { continue };
+        let fact = fact.clone();
+        let resolution = resolve(allowances, id, &fact);
+        if resolution != posted {
+            journal.reverse(id, out);
+            journal.post(id, fact, resolution, out);
+        }
+    }
+}
+
+fn resolve(allowances: &HashMap<AllowancePool, Allowance>, id: FactId, fact: &Fact) -> Resolution {
+    let within = match fact.charge() {
+        Charge::Allowance(pool) => allowances.get(pool).is_some_and(|a| a.is_free(&(fact.at(), id))),
+        _ => false,
+    };
+    Resolution::of(fact.charge(), within)
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what building and testing the ledger needs on a fresh Debian machine.
+# The Rust toolchain itself comes from rust-toolchain.toml (channel "stable").
+set -euo pipefail
+
+need_apt=()
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update
+  $sudo_cmd apt-get install -y --no-install-recommends "${need_apt[@]}"
+fi
+echo "setup: ok"
