@@ -144,6 +144,14 @@ pub enum PricingModel {
 }
 
 impl PricingModel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PricingModel::Nbp => "NBP",
+            PricingModel::Cbp => "CBP",
+            PricingModel::Pmp => "PMP",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<PricingModel> {
         match text.to_ascii_uppercase().as_str() {
             "NBP" => Some(PricingModel::Nbp),
@@ -167,6 +175,16 @@ pub enum PricingType {
 }
 
 impl PricingType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PricingType::Regular => "regular",
+            PricingType::FreeCustomerService => "free_customer_service",
+            PricingType::FreeEntryPoint => "free_entry_point",
+            PricingType::FreeGroupCustomerService => "free_group_customer_service",
+            PricingType::FreeTier => "free_tier",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<PricingType> {
         match text.to_ascii_lowercase().as_str() {
             "regular" => Some(PricingType::Regular),
@@ -201,6 +219,25 @@ pub enum ReportedCategory {
 }
 
 impl ReportedCategory {
+    /// The normalised spelling (what `parse` maps every accepted spelling to).
+    pub fn as_str(&self) -> &str {
+        match self {
+            ReportedCategory::Marketing => "marketing",
+            ReportedCategory::MarketingLite => "marketing_lite",
+            ReportedCategory::Utility => "utility",
+            ReportedCategory::Authentication => "authentication",
+            ReportedCategory::AuthenticationInternational => "authentication_international",
+            ReportedCategory::Service => "service",
+            ReportedCategory::ReferralConversion => "referral_conversion",
+            ReportedCategory::UserInitiated => "user_initiated",
+            ReportedCategory::BusinessInitiated => "business_initiated",
+            ReportedCategory::GroupMarketing => "group_marketing",
+            ReportedCategory::GroupUtility => "group_utility",
+            ReportedCategory::GroupService => "group_service",
+            ReportedCategory::Other(text) => text,
+        }
+    }
+
     pub fn parse(text: &str) -> ReportedCategory {
         match text.to_ascii_lowercase().replace('-', "_").as_str() {
             "marketing" => ReportedCategory::Marketing,

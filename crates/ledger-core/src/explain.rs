@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::event::EventId;
-use crate::fact::{allowance_name, free_reason_name, Charge, Fact};
+use crate::fact::{Charge, Fact};
 use crate::id::Id128;
 use crate::journal::{Entry, EntryAction};
 
@@ -28,13 +28,13 @@ pub fn explain(entry: &Entry) -> Explanation {
     let rule_path = fact.rules().iter().map(|r| RuleStep { rule: r.id(), says: r.summary() }).collect();
     let verdict = match (entry.billable, entry.free_reason) {
         (true, _) => "billable".to_owned(),
-        (false, Some(reason)) => format!("free ({})", free_reason_name(reason)),
+        (false, Some(reason)) => format!("free ({})", reason.as_str()),
         (false, None) => "free".to_owned(),
     };
     let allowance = match fact.charge() {
         Charge::Allowance(pool) => format!(
             "; allowance {} of {} in {} ({} free a month, granted in time order)",
-            allowance_name(pool.kind),
+            pool.kind.as_str(),
             pool.scope,
             pool.month,
             pool.kind.limit()

@@ -40,6 +40,19 @@ pub enum FreeReason {
     PerConversation,
 }
 
+impl FreeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FreeReason::EntryPoint => "entry_point",
+            FreeReason::FreeTier => "free_tier",
+            FreeReason::FreeService => "free_service",
+            FreeReason::CustomerServiceWindow => "customer_service_window",
+            FreeReason::NonTemplate => "non_template",
+            FreeReason::PerConversation => "per_conversation",
+        }
+    }
+}
+
 /// A monthly allowance a fact draws on; which facts it covers is decided across the whole
 /// account (or phone number), in order of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -54,6 +67,14 @@ pub enum AllowanceKind {
 }
 
 impl AllowanceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AllowanceKind::Era1Conversations => "era1_conversations",
+            AllowanceKind::Era2ServiceConversations => "era2_service_conversations",
+            AllowanceKind::Era5ServiceMessages => "era5_service_messages",
+        }
+    }
+
     pub const fn limit(self) -> usize {
         1_000
     }
@@ -105,6 +126,17 @@ pub enum ClassSource {
     ProviderReported,
     /// Unknown; only era 1 can bill without knowing the message's kind.
     Unknown,
+}
+
+impl ClassSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClassSource::SendRecord => "send_record",
+            ClassSource::CategoryChange => "category_change",
+            ClassSource::ProviderReported => "provider_reported",
+            ClassSource::Unknown => "unknown",
+        }
+    }
 }
 
 /// The classification of a delivered message, with both sides kept for reconciliation.
@@ -251,72 +283,13 @@ impl StableHash for Charge {
                 h.str("billable");
             }
             Charge::Free(reason) => {
-                h.str("free").str(free_reason_name(*reason));
+                h.str("free").str(reason.as_str());
             }
             Charge::Allowance(pool) => {
-                h.str("allowance").str(allowance_name(pool.kind)).str(&pool.scope);
+                h.str("allowance").str(pool.kind.as_str()).str(&pool.scope);
                 h.i64(i64::from(pool.month.year)).u64(u64::from(pool.month.month));
             }
         }
-    }
-}
-
-pub(crate) fn free_reason_name(reason: FreeReason) -> &'static str {
-    match reason {
-        FreeReason::EntryPoint => "entry_point",
-        FreeReason::FreeTier => "free_tier",
-        FreeReason::FreeService => "free_service",
-        FreeReason::CustomerServiceWindow => "customer_service_window",
-        FreeReason::NonTemplate => "non_template",
-        FreeReason::PerConversation => "per_conversation",
-    }
-}
-
-pub(crate) fn allowance_name(kind: AllowanceKind) -> &'static str {
-    match kind {
-        AllowanceKind::Era1Conversations => "era1_conversations",
-        AllowanceKind::Era2ServiceConversations => "era2_service_conversations",
-        AllowanceKind::Era5ServiceMessages => "era5_service_messages",
-    }
-}
-
-fn era_name(era: Era) -> u8 {
-    era.number()
-}
-
-fn pricing_model_name(model: PricingModel) -> &'static str {
-    match model {
-        PricingModel::Nbp => "NBP",
-        PricingModel::Cbp => "CBP",
-        PricingModel::Pmp => "PMP",
-    }
-}
-
-fn pricing_type_name(kind: PricingType) -> &'static str {
-    match kind {
-        PricingType::Regular => "regular",
-        PricingType::FreeCustomerService => "free_customer_service",
-        PricingType::FreeEntryPoint => "free_entry_point",
-        PricingType::FreeGroupCustomerService => "free_group_customer_service",
-        PricingType::FreeTier => "free_tier",
-    }
-}
-
-fn reported_category_name(category: &ReportedCategory) -> &str {
-    match category {
-        ReportedCategory::Marketing => "marketing",
-        ReportedCategory::MarketingLite => "marketing_lite",
-        ReportedCategory::Utility => "utility",
-        ReportedCategory::Authentication => "authentication",
-        ReportedCategory::AuthenticationInternational => "authentication_international",
-        ReportedCategory::Service => "service",
-        ReportedCategory::ReferralConversion => "referral_conversion",
-        ReportedCategory::UserInitiated => "user_initiated",
-        ReportedCategory::BusinessInitiated => "business_initiated",
-        ReportedCategory::GroupMarketing => "group_marketing",
-        ReportedCategory::GroupUtility => "group_utility",
-        ReportedCategory::GroupService => "group_service",
-        ReportedCategory::Other(text) => text,
     }
 }
 
@@ -340,12 +313,12 @@ impl StableHash for Option<ReportedPricing> {
             return;
         };
         h.u8(1);
-        h.opt_str(r.pricing_model.map(pricing_model_name));
-        h.opt_str(r.category.as_ref().map(reported_category_name));
-        h.opt_str(r.pricing_type.map(pricing_type_name));
+        h.opt_str(r.pricing_model.map(PricingModel::as_str));
+        h.opt_str(r.category.as_ref().map(ReportedCategory::as_str));
+        h.opt_str(r.pricing_type.map(PricingType::as_str));
         h.opt_str(r.billable.map(|b| if b { "true" } else { "false" }));
         h.opt_str(r.conversation_id.as_deref());
-        h.opt_str(r.conversation_origin.as_ref().map(reported_category_name));
+        h.opt_str(r.conversation_origin.as_ref().map(ReportedCategory::as_str));
         match r.conversation_expires_at {
             None => h.u8(0),
             Some(t) => h.u8(1).i64(t.0),
@@ -360,13 +333,7 @@ impl StableHash for Classification {
             Some(MessageClass::NonTemplate) => "non_template",
             Some(MessageClass::Template(c)) => c.as_str(),
         };
-        let source = match self.source {
-            ClassSource::SendRecord => "send_record",
-            ClassSource::CategoryChange => "category_change",
-            ClassSource::ProviderReported => "provider_reported",
-            ClassSource::Unknown => "unknown",
-        };
-        h.str(class).str(source);
+        h.str(class).str(self.source.as_str());
         h.opt_str(self.template_name.as_deref()).opt_str(self.template_language.as_deref());
         h.opt_str(self.declared_category.map(TemplateCategory::as_str));
     }
@@ -376,7 +343,7 @@ impl StableHash for Fact {
     fn stable_hash(&self, h: &mut IdHasher) {
         match self {
             Fact::ConversationOpened(c) => {
-                h.str("conversation_opened").str(c.category.as_str()).u8(era_name(c.era));
+                h.str("conversation_opened").str(c.category.as_str()).u8(c.era.number());
                 h.i64(c.opened_at.0).i64(c.expires_at.0).str(c.opened_by.as_str());
                 c.charge.stable_hash(h);
                 match &c.entry_point {
@@ -388,8 +355,8 @@ impl StableHash for Fact {
                 hash_evidence(&c.evidence, h);
             }
             Fact::MessageBilled(m) => {
-                h.str("message_billed").str(m.message_id.as_str()).u8(era_name(m.era));
-                h.str(pricing_model_name(m.pricing_model)).i64(m.delivered_at.0);
+                h.str("message_billed").str(m.message_id.as_str()).u8(m.era.number());
+                h.str(m.pricing_model.as_str()).i64(m.delivered_at.0);
                 h.str(m.category.as_str());
                 m.charge.stable_hash(h);
                 h.opt_str(m.conversation.as_ref().map(MessageId::as_str));

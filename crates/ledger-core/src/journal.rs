@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::category::{PricingModel, PricingType};
-use crate::fact::{free_reason_name, Charge, Fact, FactId, FreeReason};
+use crate::fact::{Charge, Fact, FactId, FreeReason};
 use crate::id::{Id128, IdHasher};
 
 /// Whether an entry posts a fact or reverses an earlier posting.
@@ -127,7 +127,7 @@ impl Journal {
     fn posting_key(fact_id: FactId, resolution: Resolution) -> u128 {
         let mut h = IdHasher::new("ledger.posting.v1");
         h.u128(fact_id).bool(resolution.billable);
-        h.opt_str(resolution.free_reason.map(free_reason_name));
+        h.opt_str(resolution.free_reason.map(FreeReason::as_str));
         h.finish()
     }
 

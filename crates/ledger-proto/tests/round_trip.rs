@@ -1,0 +1,250 @@
+//! Core events survive core → protobuf bytes → core unchanged; malformed protobuf events are
+//! refused with the field named; entries map field by field.
+
+use ledger_core::{
+    AccountSettings, ContactKey, DeliveryStatus, EntryPoint, Event, EventKind, InboundMessage, Ledger,
+    LedgerConfig, MessageStatus, PricingModel, PricingType, ReportedCategory, ReportedPricing, SendContent,
+    SendRecord, StatusError, TemplateCategory, TemplateCategoryChange, TemplateUse, Timestamp,
+};
+use ledger_proto::{decode_event, encode_event, v1, ConvertError, DecodeError};
+use proptest::prelude::*;
+use prost::Message;
+
+fn text() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9._:+-]{1,24}"
+}
+
+fn opt_text() -> impl Strategy<Value = Option<String>> {
+    prop::option::of(text())
+}
+
+fn template_category() -> impl Strategy<Value = TemplateCategory> {
+    prop::sample::select(TemplateCategory::ALL.to_vec())
+}
+
+fn reported_category() -> impl Strategy<Value = ReportedCategory> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "marketing",
+            "marketing_lite",
+            "utility",
+            "authentication",
+            "authentication-international",
+            "service",
+            "referral_conversion",
+            "customer_initiated",
+            "business_initiated",
+            "group_utility",
+        ])
+        .prop_map(ReportedCategory::parse),
+        "x_[a-z]{1,10}".prop_map(|s| ReportedCategory::parse(&s)),
+    ]
+}
+
+fn reported() -> impl Strategy<Value = ReportedPricing> {
+    (
+        prop::option::of(prop::sample::select(vec![PricingModel::Nbp, PricingModel::Cbp, PricingModel::Pmp])),
+        prop::option::of(reported_category()),
+        prop::option::of(prop::sample::select(vec![
+            PricingType::Regular,
+            PricingType::FreeCustomerService,
+            PricingType::FreeEntryPoint,
+            PricingType::FreeGroupCustomerService,
+        ])),
+        prop::option::of(any::<bool>()),
+        opt_text(),
+        prop::option::of(reported_category()),
+        prop::option::of(any::<i64>().prop_map(Timestamp)),
+    )
+        .prop_map(
+            |(
+                pricing_model,
+                category,
+                pricing_type,
+                billable,
+                conversation_id,
+                conversation_origin,
+                expires,
+            )| {
+                ReportedPricing {
+                    pricing_model,
+                    category,
+                    pricing_type,
+                    billable,
+                    conversation_id,
+                    conversation_origin,
+                    conversation_expires_at: expires,
+                }
+            },
+        )
+}
+
+fn kind() -> impl Strategy<Value = EventKind> {
+    prop_oneof![
+        (text(), prop::option::of((opt_text(), opt_text(), opt_text(), opt_text(), opt_text()))).prop_map(
+            |(id, entry)| EventKind::InboundMessage(InboundMessage {
+                message_id: id.into(),
+                entry_point: entry.map(|(source_id, source_url, source_type, ctwa_clid, headline)| {
+                    EntryPoint { source_id, source_url, source_type, ctwa_clid, headline }
+                }),
+            })
+        ),
+        (text(), opt_text(), prop::option::of((text(), text(), template_category())), text(), any::<bool>())
+            .prop_map(|(id, recipient, template, kind, marketing_lite)| {
+                EventKind::SendRecord(SendRecord {
+                    message_id: id.into(),
+                    recipient,
+                    content: match template {
+                        Some((name, language, category)) => {
+                            SendContent::Template(TemplateUse { name, language, category })
+                        }
+                        None => SendContent::NonTemplate { kind },
+                    },
+                    marketing_lite,
+                })
+            }),
+        (
+            text(),
+            prop::sample::select(vec![
+                DeliveryStatus::Sent,
+                DeliveryStatus::Delivered,
+                DeliveryStatus::Read,
+                DeliveryStatus::Played,
+                DeliveryStatus::Failed
+            ]),
+            opt_text(),
+            prop::collection::vec((any::<i64>(), "[a-z ]{0,12}"), 0..3),
+            prop::option::of(reported()),
+        )
+            .prop_map(|(id, status, recipient, errors, reported)| {
+                EventKind::MessageStatus(MessageStatus {
+                    message_id: id.into(),
+                    status,
+                    recipient,
+                    errors: errors.into_iter().map(|(code, title)| StatusError { code, title }).collect(),
+                    reported,
+                })
+            }),
+        (text(), text(), template_category(), any::<i64>()).prop_map(|(name, language, category, at)| {
+            EventKind::TemplateCategoryChange(TemplateCategoryChange {
+                name,
+                language,
+                category,
+                effective_at: Timestamp(at),
+            })
+        }),
+        (text(), opt_text(), opt_text()).prop_map(|(time_zone, currency, business_id)| {
+            EventKind::AccountSettings(AccountSettings { time_zone, currency, business_id })
+        }),
+    ]
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    (text(), 1u32..3, any::<i64>(), any::<i64>(), text(), text(), (text(), text()), kind()).prop_map(
+        |(id, version, event_time, receive_time, provider, waba, (phone, user), kind)| Event {
+            event_id: id.into(),
+            schema_version: version,
+            event_time: Timestamp(event_time),
+            receive_time: Timestamp(receive_time),
+            provider,
+            waba_id: waba.into(),
+            contact: kind.is_contact_scoped().then(|| ContactKey::new(&phone, &user)),
+            kind,
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn events_round_trip_through_protobuf(event in event()) {
+        let bytes = encode_event(&event);
+        prop_assert_eq!(decode_event(&bytes).expect("decodes"), event);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        let _ = decode_event(&bytes);
+    }
+}
+
+#[test]
+fn an_event_without_a_kind_is_refused_with_the_field_named() {
+    let bytes = v1::Event { event_id: "e1".into(), ..v1::Event::default() }.encode_to_vec();
+    let error = decode_event(&bytes).expect_err("no kind");
+    assert!(matches!(error, DecodeError::Convert(ConvertError::Missing("kind"))), "{error}");
+}
+
+#[test]
+fn an_unspecified_status_is_refused() {
+    let bytes = v1::Event {
+        event_id: "e1".into(),
+        kind: Some(v1::event::Kind::MessageStatus(v1::MessageStatus {
+            message_id: "wamid.1".into(),
+            ..v1::MessageStatus::default()
+        })),
+        ..v1::Event::default()
+    }
+    .encode_to_vec();
+    let error = decode_event(&bytes).expect_err("unspecified");
+    assert_eq!(error.to_string(), "message_status.status is missing");
+}
+
+#[test]
+fn entries_map_to_protobuf_field_by_field() {
+    let event = |id: &str, t: i64, kind: EventKind| Event {
+        event_id: id.into(),
+        schema_version: 1,
+        event_time: Timestamp(t),
+        receive_time: Timestamp(t),
+        provider: "test".into(),
+        waba_id: "waba-1".into(),
+        contact: Some(ContactKey::new("pn-1", "15551230001")),
+        kind,
+    };
+    let t0 = 1_756_684_800; // 2025-09-01, per-message pricing
+    let mut ledger = Ledger::new(LedgerConfig::default());
+    let mut journal = Vec::new();
+    let send = SendRecord {
+        message_id: "wamid.M1".into(),
+        recipient: Some("15551230001".into()),
+        content: SendContent::Template(TemplateUse {
+            name: "promo".into(),
+            language: "en".into(),
+            category: TemplateCategory::Marketing,
+        }),
+        marketing_lite: false,
+    };
+    let delivered = MessageStatus {
+        message_id: "wamid.M1".into(),
+        status: DeliveryStatus::Delivered,
+        recipient: None,
+        errors: vec![],
+        reported: None,
+    };
+    ledger.apply(event("send", t0, EventKind::SendRecord(send)), &mut journal).expect("ok");
+    ledger.apply(event("delivered", t0 + 5, EventKind::MessageStatus(delivered)), &mut journal).expect("ok");
+    assert_eq!(journal.len(), 1);
+    let bytes = ledger_proto::encode_entry(&journal[0]);
+    let entry = v1::Entry::decode(bytes.as_slice()).expect("decodes");
+    assert_eq!(entry.id, journal[0].id.0.to_be_bytes().to_vec());
+    assert_eq!(entry.action(), v1::EntryAction::Post);
+    assert!(entry.billable);
+    assert_eq!(entry.pricing_type(), v1::PricingType::Regular);
+    assert_eq!(entry.rules, vec!["R51".to_owned(), "R4".to_owned()]);
+    assert_eq!(entry.evidence, vec!["send".to_owned(), "delivered".to_owned()]);
+    let context = entry.context.expect("context");
+    assert_eq!((context.local_month.as_str(), context.time_zone_assumed), ("2025-09", true));
+    let Some(v1::entry::Fact::MessageBilled(message)) = entry.fact else { panic!("message_billed") };
+    assert_eq!(
+        (
+            message.message_id.as_str(),
+            message.pricing_model.as_str(),
+            message.category.as_str(),
+            message.delivered_at
+        ),
+        ("wamid.M1", "PMP", "marketing", t0 + 5)
+    );
+    assert_eq!(message.template_name.as_deref(), Some("promo"));
+}
