@@ -133,7 +133,7 @@ impl From<ConversationCategory> for PricingCategory {
 
 /// `pricing.pricing_model` as reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "UPPERCASE")]
 pub enum PricingModel {
     /// Notification-based (era 0).
     Nbp,
@@ -198,9 +198,9 @@ impl PricingType {
 }
 
 /// A category value as a provider reported it in `pricing.category` or
-/// `conversation.origin.type`, normalised across spellings (Q6, Q7).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// `conversation.origin.type`, normalised across spellings (Q6, Q7). In JSON it is the plain
+/// string; any spelling is accepted on input.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ReportedCategory {
     Marketing,
     MarketingLite,
@@ -277,6 +277,19 @@ impl ReportedCategory {
             | ReportedCategory::BusinessInitiated
             | ReportedCategory::Other(_) => None,
         }
+    }
+}
+
+impl Serialize for ReportedCategory {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ReportedCategory {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(ReportedCategory::parse(&text))
     }
 }
 

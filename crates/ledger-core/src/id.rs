@@ -119,9 +119,7 @@ mod tests {
     fn ids_are_pinned() {
         // A frozen value: if this changes, every entry id in every stored ledger changes.
         let id = IdHasher::new("fact").str("wamid.A1").i64(1_700_000_000).finish();
-        assert_eq!(Id128(id).to_string(), format!("{:032x}", id));
-        let again = IdHasher::new("fact").str("wamid.A1").i64(1_700_000_000).finish();
-        assert_eq!(id, again);
+        assert_eq!(Id128(id).to_string(), "ae0dd0d5370da2ce6fc371d6afd0db95");
         let other = IdHasher::new("entry").str("wamid.A1").i64(1_700_000_000).finish();
         assert_ne!(id, other);
         assert_eq!(Id128(id).to_string().parse::<Id128>(), Ok(Id128(id)));

@@ -159,10 +159,11 @@ impl Ledger {
         answer
     }
 
-    /// The entries standing after netting reversals, sorted by (instant, id) for stable output.
+    /// The entries standing after netting reversals, sorted by instant (a conversation before
+    /// the message that opened it), then id, for stable output.
     pub fn live_entries(&self) -> Vec<Entry> {
         let mut entries: Vec<Entry> = self.journal.live_entries().collect();
-        entries.sort_by_key(|e| (e.fact.at(), e.id));
+        entries.sort_by_key(|e| (e.fact.at(), matches!(&*e.fact, Fact::MessageBilled(_)), e.id));
         entries
     }
 

@@ -1,0 +1,86 @@
+//! The `ledger` command as a user runs it.
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn ledger() -> Command {
+    Command::cargo_bin("ledger").expect("binary built")
+}
+
+/// Compares with a golden file; `UPDATE_GOLDEN=1` rewrites it instead.
+fn assert_golden(name: &str, actual: &str) {
+    let path = root().join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing {}", path.display()));
+    assert!(expected == actual, "output differs from {} (UPDATE_GOLDEN=1 to accept)", path.display());
+}
+
+#[test]
+fn fold_of_the_bundled_sample_matches_the_golden_entries() {
+    let output = ledger()
+        .arg("fold")
+        .arg(root().join("examples/sample-events.jsonl"))
+        .arg("--explain")
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_golden("sample-fold.jsonl", &String::from_utf8(output.stdout).expect("utf-8"));
+}
+
+#[test]
+fn summary_counts_units_per_era_and_category() {
+    let output = ledger()
+        .arg("fold")
+        .arg(root().join("examples/sample-events.jsonl"))
+        .arg("--summary")
+        .output()
+        .expect("runs");
+    assert!(output.status.success());
+    assert_golden("sample-summary.txt", &String::from_utf8(output.stderr).expect("utf-8"));
+}
+
+#[test]
+fn journal_shows_the_correction_of_out_of_order_statuses() {
+    let output = ledger()
+        .arg("fold")
+        .arg(root().join("examples/sample-events.jsonl"))
+        .arg("--journal")
+        .output()
+        .expect("runs");
+    let journal = String::from_utf8(output.stdout).expect("utf-8");
+    // wamid.B1: read (t+60) arrives first and is posted; the earlier delivered (t+20) reverses it.
+    let b1: Vec<&str> = journal.lines().filter(|l| l.contains("\"message_id\":\"wamid.B1\"")).collect();
+    assert_eq!(b1.len(), 3, "post, reversal, post");
+    assert!(b1[1].contains("\"action\":\"reverse\""));
+}
+
+#[test]
+fn bad_lines_are_reported_with_their_numbers_and_nothing_is_printed() {
+    let input = concat!(
+        r#"{"event_id":"a","event_time":1,"receive_time":1,"provider":"p","waba_id":"w","kind":{"type":"account_settings","time_zone":"UTC"}}"#,
+        "\n",
+        "not json\n",
+        r#"{"event_id":"b","event_time":1,"receive_time":1,"provider":"p","waba_id":"w","kind":{"type":"account_settings","time_zone":"Nowhere/City"}}"#,
+        "\n",
+    );
+    let assert = ledger().args(["fold", "-"]).write_stdin(input).assert().code(2).stdout("");
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).expect("utf-8");
+    assert!(stderr.contains("line 2: expected ident"), "{stderr}");
+    assert!(stderr.contains("line 3: time_zone \"Nowhere/City\" is not an IANA time zone name"), "{stderr}");
+    assert!(stderr.contains("error: 2 of 3 lines in - are not valid events"), "{stderr}");
+}
+
+#[test]
+fn a_missing_file_is_a_clear_error() {
+    let assert = ledger().args(["fold", "/nonexistent/events.jsonl"]).assert().code(2);
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).expect("utf-8");
+    assert!(stderr.starts_with("error: cannot open /nonexistent/events.jsonl"), "{stderr}");
+}
