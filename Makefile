@@ -10,7 +10,7 @@ setup:
 	@./scripts/setup.sh
 
 ## test: formatting, lints with warnings denied, and every test
-test: fmt-check clippy unit
+test: setup fmt-check clippy unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -26,7 +26,7 @@ else
 endif
 
 ## run: fold the bundled sample and print its entries and a per-category summary
-run:
+run: setup
 	$(CARGO) run --release --locked -p ledger-cli -- fold examples/sample-events.jsonl --summary
 
 ## bench: the fold throughput benchmark (figures go to BENCHMARKS.md)

@@ -4,6 +4,8 @@
 //! same rule to every era switch), so two WABAs of one business can be in different eras for a
 //! few hours. The instants are computed once per account, not per event.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -63,6 +65,8 @@ pub const ERA5_START: (i32, u32, u32) = date(2026, 10, 1);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountClock {
     tz: Tz,
+    /// Shared by every fact the account produces.
+    tz_name: Arc<str>,
     tz_assumed: bool,
     era5_enabled: bool,
     era1: Timestamp,
@@ -81,6 +85,7 @@ impl AccountClock {
         };
         AccountClock {
             tz,
+            tz_name: Arc::from(tz.name()),
             tz_assumed,
             era5_enabled,
             era1: at(ERA1_START),
@@ -98,6 +103,10 @@ impl AccountClock {
 
     pub fn tz(&self) -> Tz {
         self.tz
+    }
+
+    pub fn tz_name(&self) -> &Arc<str> {
+        &self.tz_name
     }
 
     pub fn tz_assumed(&self) -> bool {

@@ -3,6 +3,7 @@
 //! The JSON form of [`Event`] is the normalized-event format documented in the README (one event
 //! per line for `ledger fold`); the protobuf form lives in `proto/ledger/v1/events.proto`.
 
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use chrono_tz::Tz;
@@ -83,7 +84,7 @@ impl std::fmt::Display for ContactKey {
 }
 
 /// One normalized event with its envelope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
     pub event_id: EventId,
@@ -106,7 +107,7 @@ fn default_schema_version() -> u32 {
     SCHEMA_VERSION
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum EventKind {
     InboundMessage(InboundMessage),
@@ -146,7 +147,7 @@ impl EventKind {
 }
 
 /// A message from the user to the business (R1: opens or resets the customer service window).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InboundMessage {
     pub message_id: MessageId,
@@ -156,7 +157,7 @@ pub struct InboundMessage {
 }
 
 /// The `referral` of a Click-to-WhatsApp / Page-CTA entry (spec §4.2).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EntryPoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,21 +175,21 @@ pub struct EntryPoint {
 }
 
 /// The business's own record of a message it sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendRecord {
     pub message_id: MessageId,
     /// The recipient's phone number in E.164 digits, when known; pricing derives the market
     /// from it (R5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recipient: Option<String>,
+    pub recipient: Option<Arc<str>>,
     pub content: SendContent,
     /// Sent through the Marketing Messages Lite API (R51: category `marketing_lite`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub marketing_lite: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum SendContent {
     Template(TemplateUse),
@@ -198,11 +199,11 @@ pub enum SendContent {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateUse {
-    pub name: String,
-    pub language: String,
+    pub name: Arc<str>,
+    pub language: Arc<str>,
     /// The category the business believed the template had when it sent it.
     pub category: TemplateCategory,
 }
@@ -236,14 +237,14 @@ impl DeliveryStatus {
 }
 
 /// A delivery status of a business message (spec §4.1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MessageStatus {
     pub message_id: MessageId,
     pub status: DeliveryStatus,
     /// `recipient_id` as reported (a phone number, or empty for business-scoped ids).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recipient: Option<String>,
+    pub recipient: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<StatusError>,
     /// Whatever the provider said about pricing; kept for reconciliation, never trusted over
@@ -252,7 +253,7 @@ pub struct MessageStatus {
     pub reported: Option<ReportedPricing>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatusError {
     pub code: i64,
@@ -261,7 +262,7 @@ pub struct StatusError {
 }
 
 /// `conversation` and `pricing` as the provider reported them on a status.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportedPricing {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -297,7 +298,7 @@ impl ReportedPricing {
 
 /// Meta re-categorised a template (R90): from `effective_at` on, uses of it are billed as
 /// `category` (R8).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateCategoryChange {
     pub name: String,
@@ -307,7 +308,7 @@ pub struct TemplateCategoryChange {
 }
 
 /// Account (WABA) settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountSettings {
     /// IANA time zone name, e.g. `America/Sao_Paulo`.
@@ -367,6 +368,25 @@ impl Event {
         (self.event_time, self.kind.rank(), self.event_id.as_str())
     }
 
+    /// A compact digest for duplicate detection: what `first_difference` compares, without
+    /// keeping the event itself. In-memory only: built on `std::hash`, it is not stable across
+    /// releases and must not be persisted.
+    pub fn fingerprint(&self) -> EventFingerprint {
+        let digest = |value: &dyn Fn(&mut dyn Hasher)| {
+            let mut hasher = FINGERPRINT_HASHER.build_hasher();
+            value(&mut hasher);
+            hasher.finish()
+        };
+        EventFingerprint {
+            event_time: self.event_time,
+            provider: digest(&|h| self.provider.hash(&mut HashInto(h))),
+            body: digest(&|h| {
+                let mut h = HashInto(h);
+                (self.schema_version, &self.waba_id, &self.contact, &self.kind).hash(&mut h)
+            }),
+        }
+    }
+
     /// The first field in which `other` (an event with the same id) differs from `self`, for
     /// `ExistsWithDifferent` answers. `receive_time` is not compared: a re-delivery is later.
     pub fn first_difference(&self, other: &Event) -> Option<&'static str> {
@@ -385,6 +405,47 @@ impl Event {
         } else {
             None
         }
+    }
+}
+
+/// A fixed seed so equal events always get equal fingerprints within and across processes of
+/// one build.
+const FINGERPRINT_HASHER: foldhash::quality::FixedState = foldhash::quality::FixedState::with_seed(0x1ed9e7);
+
+/// What duplicate detection keeps of an event: its time and digests of the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventFingerprint {
+    event_time: Timestamp,
+    provider: u64,
+    body: u64,
+}
+
+impl EventFingerprint {
+    /// The first part in which two events with the same id differ (`receive_time` is not
+    /// compared: a re-delivery arrives later).
+    pub fn first_difference(&self, other: &EventFingerprint) -> Option<&'static str> {
+        if self.event_time != other.event_time {
+            Some("event_time")
+        } else if self.provider != other.provider {
+            Some("provider")
+        } else if self.body != other.body {
+            Some("content")
+        } else {
+            None
+        }
+    }
+}
+
+/// Adapts `&mut dyn Hasher` to the `Hasher` that `Hash::hash` takes by generic.
+struct HashInto<'a>(&'a mut dyn Hasher);
+
+impl Hasher for HashInto<'_> {
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes)
     }
 }
 

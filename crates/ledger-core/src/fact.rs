@@ -14,7 +14,7 @@ use crate::category::{
 use crate::era::Era;
 use crate::event::{ContactKey, EventId, MessageId, ReportedPricing, WabaId};
 use crate::id::{IdHasher, StableHash};
-use crate::rules::Rule;
+use crate::rules::{Rule, RulePath};
 use crate::time::{LocalMonth, Timestamp};
 
 /// Identity of a fact: the hash of its content.
@@ -105,10 +105,10 @@ pub struct BillingContext {
     pub contact: ContactKey,
     /// Recipient phone number when known: the market derives from it (R5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recipient: Option<String>,
+    pub recipient: Option<Arc<str>>,
     /// The month of the fact's instant in the WABA's time zone.
     pub local_month: LocalMonth,
-    pub time_zone: String,
+    pub time_zone: Arc<str>,
     /// True while the account has no settings event: the fold used UTC.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub time_zone_assumed: bool,
@@ -146,9 +146,9 @@ pub struct Classification {
     pub class: Option<MessageClass>,
     pub source: ClassSource,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template_name: Option<String>,
+    pub template_name: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template_language: Option<String>,
+    pub template_language: Option<Arc<str>>,
     /// The category on the send record, when it differs from the one applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declared_category: Option<TemplateCategory>,
@@ -183,7 +183,7 @@ pub struct ConversationOpened {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_point: Option<EntryPointRef>,
     pub context: BillingContext,
-    pub rules: Vec<Rule>,
+    pub rules: RulePath,
     pub evidence: Vec<EventId>,
 }
 
@@ -202,9 +202,9 @@ pub struct MessageBilled {
     pub conversation: Option<MessageId>,
     pub classification: Classification,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reported: Option<ReportedPricing>,
+    pub reported: Option<Arc<ReportedPricing>>,
     pub context: BillingContext,
-    pub rules: Vec<Rule>,
+    pub rules: RulePath,
     pub evidence: Vec<EventId>,
 }
 
@@ -306,7 +306,7 @@ impl StableHash for BillingContext {
     }
 }
 
-impl StableHash for Option<ReportedPricing> {
+impl StableHash for Option<Arc<ReportedPricing>> {
     fn stable_hash(&self, h: &mut IdHasher) {
         let Some(r) = self else {
             h.u8(0);

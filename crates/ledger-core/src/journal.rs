@@ -5,7 +5,6 @@
 //! Entry ids are deterministic: the same log in the same order gives the same ids, and the
 //! entries left after netting reversals depend only on the set of events.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -118,9 +117,9 @@ struct Posted {
 
 #[derive(Debug, Default)]
 pub(crate) struct Journal {
-    live: HashMap<FactId, Posted>,
+    live: foldhash::HashMap<FactId, Posted>,
     /// How often a (fact, verdict) was reversed, so re-posting it gets a fresh id.
-    reversed: HashMap<u128, u32>,
+    reversed: foldhash::HashMap<u128, u32>,
 }
 
 impl Journal {

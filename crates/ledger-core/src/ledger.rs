@@ -1,8 +1,6 @@
 //! The ledger over many accounts: routes events to contacts, keeps each account's settings and
 //! template catalogue, resolves allowances across contacts and keeps the journal.
 
-use std::collections::HashMap;
-
 use crate::allowance::Allowance;
 use crate::catalog::TemplateCatalog;
 use crate::contact::{ContactLedger, Eligibility, FactDiff, FoldContext, Ingested};
@@ -31,8 +29,8 @@ struct Account {
     settings: Option<(Timestamp, EventId, AccountSettings)>,
     clock: AccountClock,
     catalog: TemplateCatalog,
-    account_events: HashMap<EventId, Event>,
-    contacts: HashMap<ContactKey, ContactLedger>,
+    account_events: foldhash::HashMap<EventId, Event>,
+    contacts: foldhash::HashMap<ContactKey, ContactLedger>,
 }
 
 impl Account {
@@ -41,8 +39,8 @@ impl Account {
             settings: None,
             clock: AccountClock::utc_assumed(config.era5_enabled),
             catalog: TemplateCatalog::default(),
-            account_events: HashMap::new(),
-            contacts: HashMap::new(),
+            account_events: foldhash::HashMap::default(),
+            contacts: foldhash::HashMap::default(),
         }
     }
 }
@@ -50,8 +48,8 @@ impl Account {
 #[derive(Debug, Default)]
 pub struct Ledger {
     config: LedgerConfig,
-    accounts: HashMap<WabaId, Account>,
-    allowances: HashMap<AllowancePool, Allowance>,
+    accounts: foldhash::HashMap<WabaId, Account>,
+    allowances: foldhash::HashMap<AllowancePool, Allowance>,
     journal: Journal,
 }
 
@@ -64,14 +62,21 @@ impl Ledger {
     pub fn apply(&mut self, event: Event, out: &mut Vec<Entry>) -> Result<Ingested, EventError> {
         event.validate()?;
         let config = self.config;
-        let account = self.accounts.entry(event.waba_id.clone()).or_insert_with(|| Account::new(config));
+        // Look up before inserting: cloning a key costs atomic reference counting per event.
+        if !self.accounts.contains_key(&event.waba_id) {
+            self.accounts.insert(event.waba_id.clone(), Account::new(config));
+        }
+        let account = self.accounts.get_mut(&event.waba_id).expect("inserted above");
         let Account { clock, catalog, contacts, account_events, settings } = account;
 
         if let Some(contact_key) = event.contact.clone() {
             let waba_id = event.waba_id.clone();
             let ctx = FoldContext { clock, catalog, waba_id: &waba_id, contact: &contact_key };
             let mut diff = FactDiff::default();
-            let contact = contacts.entry(contact_key.clone()).or_default();
+            if !contacts.contains_key(&contact_key) {
+                contacts.insert(contact_key.clone(), ContactLedger::default());
+            }
+            let contact = contacts.get_mut(&contact_key).expect("inserted above");
             let ingested = contact.apply(event, &ctx, &mut diff);
             settle(config.allowance_limit, &mut self.journal, &mut self.allowances, diff, out);
             return Ok(ingested);
@@ -186,7 +191,7 @@ fn refold_account(
     account: &mut Account,
     waba_id: &WabaId,
     journal: &mut Journal,
-    allowances: &mut HashMap<AllowancePool, Allowance>,
+    allowances: &mut foldhash::HashMap<AllowancePool, Allowance>,
     out: &mut Vec<Entry>,
 ) {
     let Account { clock, catalog, contacts, .. } = account;
@@ -206,7 +211,7 @@ fn refold_account(
 fn settle(
     allowance_limit: Option<usize>,
     journal: &mut Journal,
-    allowances: &mut HashMap<AllowancePool, Allowance>,
+    allowances: &mut foldhash::HashMap<AllowancePool, Allowance>,
     diff: FactDiff,
     out: &mut Vec<Entry>,
 ) {
@@ -244,7 +249,7 @@ fn settle(
     }
 }
 
-fn resolve(allowances: &HashMap<AllowancePool, Allowance>, id: FactId, fact: &Fact) -> Resolution {
+fn resolve(allowances: &foldhash::HashMap<AllowancePool, Allowance>, id: FactId, fact: &Fact) -> Resolution {
     let within = match fact.charge() {
         Charge::Allowance(pool) => allowances.get(pool).is_some_and(|a| a.is_free(&(fact.at(), id))),
         _ => false,

@@ -75,6 +75,78 @@ rules! {
     Q21 = "Q21": "era 1 entry point conversations do not use the free tier",
 }
 
+/// The most rules one conclusion cites (its own rules, notes such as E8, R4, R90).
+pub const RULE_PATH_MAX: usize = 8;
+
+/// The rules behind one conclusion, in the order they applied. Inline (no allocation): every
+/// fact carries one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RulePath {
+    len: u8,
+    rules: [Rule; RULE_PATH_MAX],
+}
+
+impl RulePath {
+    pub fn new() -> Self {
+        RulePath { len: 0, rules: [Rule::R4; RULE_PATH_MAX] }
+    }
+
+    /// Appends a rule; a rule already on the path is not repeated.
+    pub fn push(&mut self, rule: Rule) {
+        if self.contains(&rule) {
+            return;
+        }
+        let len = usize::from(self.len);
+        assert!(len < RULE_PATH_MAX, "a rule path holds at most {RULE_PATH_MAX} rules");
+        self.rules[len] = rule;
+        self.len += 1;
+    }
+
+    pub fn extend(&mut self, rules: &[Rule]) {
+        for rule in rules {
+            self.push(*rule);
+        }
+    }
+}
+
+impl Default for RulePath {
+    fn default() -> Self {
+        RulePath::new()
+    }
+}
+
+impl std::ops::Deref for RulePath {
+    type Target = [Rule];
+
+    fn deref(&self) -> &[Rule] {
+        &self.rules[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for RulePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for RulePath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for RulePath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let rules = Vec::<Rule>::deserialize(d)?;
+        if rules.len() > RULE_PATH_MAX {
+            return Err(serde::de::Error::custom(format!("more than {RULE_PATH_MAX} rules")));
+        }
+        let mut path = RulePath::new();
+        path.extend(&rules);
+        Ok(path)
+    }
+}
+
 impl Serialize for Rule {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.id())

@@ -50,15 +50,15 @@ impl From<&ledger_core::Entry> for v1::Entry {
                 category: m.category.as_str().to_owned(),
                 conversation: m.conversation.as_ref().map(|c| c.to_string()),
                 class_source: m.classification.source.as_str().to_owned(),
-                template_name: m.classification.template_name.clone(),
-                template_language: m.classification.template_language.clone(),
+                template_name: m.classification.template_name.as_deref().map(str::to_owned),
+                template_language: m.classification.template_language.as_deref().map(str::to_owned),
                 declared_category: m
                     .classification
                     .declared_category
                     .map_or(v1::TemplateCategory::Unspecified, template_category_to_proto)
                     .into(),
                 allowance: allowance(&m.charge),
-                reported: m.reported.as_ref().map(reported_to_proto),
+                reported: m.reported.as_deref().map(reported_to_proto),
             }),
         };
         v1::Entry {
@@ -81,9 +81,9 @@ impl From<&ledger_core::Entry> for v1::Entry {
                     phone_number_id: context.contact.phone_number_id.to_string(),
                     user_id: context.contact.user_id.to_string(),
                 }),
-                recipient: context.recipient.clone(),
+                recipient: context.recipient.as_deref().map(str::to_owned),
                 local_month: context.local_month.to_string(),
-                time_zone: context.time_zone.clone(),
+                time_zone: context.time_zone.to_string(),
                 time_zone_assumed: context.time_zone_assumed,
             }),
             rules: entry.fact.rules().iter().map(|r| r.id().to_owned()).collect(),

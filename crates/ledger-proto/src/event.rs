@@ -118,11 +118,11 @@ impl From<&core::Event> for v1::Event {
             }),
             core::EventKind::SendRecord(s) => Kind::SendRecord(v1::SendRecord {
                 message_id: s.message_id.to_string(),
-                recipient: s.recipient.clone(),
+                recipient: s.recipient.as_deref().map(str::to_owned),
                 content: Some(match &s.content {
                     SendContent::Template(t) => v1::send_record::Content::Template(v1::TemplateUse {
-                        name: t.name.clone(),
-                        language: t.language.clone(),
+                        name: t.name.to_string(),
+                        language: t.language.to_string(),
                         category: template_category_to_proto(t.category).into(),
                     }),
                     SendContent::NonTemplate { kind } => {
@@ -134,7 +134,7 @@ impl From<&core::Event> for v1::Event {
             core::EventKind::MessageStatus(s) => Kind::MessageStatus(v1::MessageStatus {
                 message_id: s.message_id.to_string(),
                 status: status_to_proto(s.status).into(),
-                recipient: s.recipient.clone(),
+                recipient: s.recipient.as_deref().map(str::to_owned),
                 errors: s
                     .errors
                     .iter()
@@ -192,14 +192,14 @@ impl TryFrom<v1::Event> for core::Event {
                 let content = match s.content.ok_or(ConvertError::Missing("send_record.content"))? {
                     v1::send_record::Content::Template(t) => SendContent::Template(core::TemplateUse {
                         category: template_category_from_proto(t.category, "send_record.template.category")?,
-                        name: t.name,
-                        language: t.language,
+                        name: t.name.into(),
+                        language: t.language.into(),
                     }),
                     v1::send_record::Content::NonTemplate(n) => SendContent::NonTemplate { kind: n.kind },
                 };
                 core::EventKind::SendRecord(core::SendRecord {
                     message_id: s.message_id.into(),
-                    recipient: s.recipient,
+                    recipient: s.recipient.map(Into::into),
                     content,
                     marketing_lite: s.marketing_lite,
                 })
@@ -207,7 +207,7 @@ impl TryFrom<v1::Event> for core::Event {
             Kind::MessageStatus(s) => core::EventKind::MessageStatus(core::MessageStatus {
                 status: status_from_proto(s.status)?,
                 message_id: s.message_id.into(),
-                recipient: s.recipient,
+                recipient: s.recipient.map(Into::into),
                 errors: s
                     .errors
                     .into_iter()

@@ -93,11 +93,13 @@ fn kind() -> impl Strategy<Value = EventKind> {
             .prop_map(|(id, recipient, template, kind, marketing_lite)| {
                 EventKind::SendRecord(SendRecord {
                     message_id: id.into(),
-                    recipient,
+                    recipient: recipient.map(Into::into),
                     content: match template {
-                        Some((name, language, category)) => {
-                            SendContent::Template(TemplateUse { name, language, category })
-                        }
+                        Some((name, language, category)) => SendContent::Template(TemplateUse {
+                            name: name.into(),
+                            language: language.into(),
+                            category,
+                        }),
                         None => SendContent::NonTemplate { kind },
                     },
                     marketing_lite,
@@ -120,7 +122,7 @@ fn kind() -> impl Strategy<Value = EventKind> {
                 EventKind::MessageStatus(MessageStatus {
                     message_id: id.into(),
                     status,
-                    recipient,
+                    recipient: recipient.map(Into::into),
                     errors: errors.into_iter().map(|(code, title)| StatusError { code, title }).collect(),
                     reported,
                 })

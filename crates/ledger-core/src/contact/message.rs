@@ -1,5 +1,7 @@
 //! One business message as the events describe it: send record and statuses, merged per W1–W4.
 
+use std::sync::Arc;
+
 use crate::catalog::TemplateCatalog;
 use crate::category::{MessageClass, TemplateCategory};
 use crate::event::{DeliveryStatus, EventId, MessageStatus, ReportedPricing, SendContent, SendRecord};
@@ -13,16 +15,34 @@ pub(crate) struct SendObs {
     pub record: SendRecord,
 }
 
+/// What the fold keeps of a status event.
 #[derive(Debug, Clone)]
 pub(crate) struct StatusObs {
     pub event_id: EventId,
     pub at: Timestamp,
-    pub status: MessageStatus,
+    pub status: DeliveryStatus,
+    pub recipient: Option<Arc<str>>,
+    /// Shared with the facts that cite it; most statuses carry none.
+    pub reported: Option<Arc<ReportedPricing>>,
 }
 
 impl StatusObs {
+    pub fn new(event_id: EventId, at: Timestamp, status: MessageStatus) -> Self {
+        StatusObs {
+            event_id,
+            at,
+            status: status.status,
+            recipient: status.recipient,
+            reported: status.reported.map(Arc::new),
+        }
+    }
+
     fn key(&self) -> (Timestamp, u8, &str) {
-        (self.at, self.status.status.progress(), self.event_id.as_str())
+        (self.at, self.status.progress(), self.event_id.as_str())
+    }
+
+    fn has_outcome(&self) -> bool {
+        self.reported.as_ref().is_some_and(|r| r.has_outcome())
     }
 }
 
@@ -45,6 +65,20 @@ impl MessageState {
         }
     }
 
+    /// Whether adding `obs` can change what the rules see of this message: its charge instant,
+    /// its send time or the provider's report. Most statuses (a `read` after `delivered`, a
+    /// `failed`) cannot, and skip re-evaluation.
+    pub fn status_may_change_delivery(&self, obs: &StatusObs) -> bool {
+        match self.delivery() {
+            None => obs.status.proves_delivery(),
+            Some(current) => {
+                (obs.status.proves_delivery() && obs.key() < current.key())
+                    || obs.has_outcome()
+                    || (obs.status == DeliveryStatus::Sent && self.send.is_none())
+            }
+        }
+    }
+
     pub fn add_status(&mut self, obs: StatusObs) {
         let at = self.statuses.partition_point(|probe| probe.key() < obs.key());
         self.statuses.insert(at, obs);
@@ -53,7 +87,7 @@ impl MessageState {
     /// The charge instant's status: the first delivered/read/played by timestamp (R4, W1, W4).
     /// A `failed` status never charges, and a message never proven delivered is never billed.
     pub fn delivery(&self) -> Option<&StatusObs> {
-        self.statuses.iter().find(|s| s.status.status.proves_delivery())
+        self.statuses.iter().find(|s| s.status.proves_delivery())
     }
 
     /// When the business sent it: the send record, else the first `sent` status.
@@ -61,36 +95,36 @@ impl MessageState {
         self.send
             .as_ref()
             .map(|s| s.at)
-            .or_else(|| self.statuses.iter().find(|s| s.status.status == DeliveryStatus::Sent).map(|s| s.at))
+            .or_else(|| self.statuses.iter().find(|s| s.status == DeliveryStatus::Sent).map(|s| s.at))
     }
 
     /// What the provider reported (W4: pricing sits on one of delivered/read; `sent` carries it
     /// too). The delivery-side report wins; otherwise the first `sent` that has one.
-    pub fn reported(&self) -> Option<&ReportedPricing> {
-        let with_outcome = |s: &&StatusObs| s.status.reported.as_ref().is_some_and(|r| r.has_outcome());
+    pub fn reported(&self) -> Option<&Arc<ReportedPricing>> {
+        let with_outcome = |s: &&StatusObs| s.has_outcome();
         self.statuses
             .iter()
-            .filter(|s| s.status.status.proves_delivery())
+            .filter(|s| s.status.proves_delivery())
             .find(with_outcome)
             .or_else(|| self.statuses.iter().find(with_outcome))
-            .and_then(|s| s.status.reported.as_ref())
+            .and_then(|s| s.reported.as_ref())
     }
 
-    pub fn recipient(&self) -> Option<&str> {
+    pub fn recipient(&self) -> Option<&Arc<str>> {
         self.send
             .as_ref()
-            .and_then(|s| s.record.recipient.as_deref())
-            .or_else(|| self.statuses.iter().find_map(|s| s.status.recipient.as_deref()))
+            .and_then(|s| s.record.recipient.as_ref())
+            .or_else(|| self.statuses.iter().find_map(|s| s.recipient.as_ref()))
             .filter(|r| !r.is_empty())
     }
 
     /// The merged status (W1): the furthest progress reached; `failed` only when nothing proves
     /// delivery.
     pub fn final_status(&self) -> Option<DeliveryStatus> {
-        let furthest = self.statuses.iter().map(|s| s.status.status).max_by_key(|s| s.progress());
+        let furthest = self.statuses.iter().map(|s| s.status).max_by_key(|s| s.progress());
         match furthest {
             Some(DeliveryStatus::Sent) | None
-                if self.statuses.iter().any(|s| s.status.status == DeliveryStatus::Failed) =>
+                if self.statuses.iter().any(|s| s.status == DeliveryStatus::Failed) =>
             {
                 Some(DeliveryStatus::Failed)
             }

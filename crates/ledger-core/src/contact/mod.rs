@@ -9,16 +9,17 @@
 mod message;
 pub(crate) mod pair;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::category::{MessageClass, PricingCategory, PricingModel, TemplateCategory};
 use crate::era::Era;
-use crate::event::{EntryPoint, Event, EventId, EventKind, MessageId};
+use crate::event::{EntryPoint, Event, EventFingerprint, EventId, EventKind, MessageId};
 use crate::fact::{Charge, ClassSource, Classification, Fact, FactId};
-use crate::rules::Rule;
+use crate::rules::{Rule, RulePath};
 use crate::time::Timestamp;
 
 use message::{MessageState, SendObs, StatusObs};
@@ -69,9 +70,11 @@ impl FactDiff {
 
 #[derive(Debug, Default)]
 pub struct ContactLedger {
-    events: HashMap<EventId, Event>,
+    /// Every event seen, by id, for idempotent ingestion (the events themselves live on as
+    /// observations below).
+    seen: foldhash::HashMap<EventId, EventFingerprint>,
     inbound: Vec<InboundObs>,
-    messages: HashMap<MessageId, MessageState>,
+    messages: foldhash::HashMap<MessageId, MessageState>,
     state: PairState,
     last: Option<OccurrenceKey>,
     facts: Vec<(FactId, Arc<Fact>)>,
@@ -79,7 +82,7 @@ pub struct ContactLedger {
 
 impl ContactLedger {
     pub fn event_count(&self) -> usize {
-        self.events.len()
+        self.seen.len()
     }
 
     /// The facts currently concluded, in evaluation order.
@@ -94,24 +97,27 @@ impl ContactLedger {
 
     /// Offers a contact-scoped event. Account-level events are the ledger's business.
     pub fn apply(&mut self, event: Event, ctx: &FoldContext<'_>, diff: &mut FactDiff) -> Ingested {
-        if let Some(existing) = self.events.get(&event.event_id) {
-            return match existing.first_difference(&event) {
-                None => Ingested::Exists,
-                Some(field) => Ingested::ExistsWithDifferent(field),
-            };
-        }
-        match &event.kind {
-            EventKind::InboundMessage(inbound) => {
-                let obs = InboundObs {
-                    at: event.event_time,
-                    event_id: event.event_id.clone(),
-                    entry_point: inbound.entry_point.clone(),
+        let fingerprint = event.fingerprint();
+        match self.seen.entry(event.event_id.clone()) {
+            Entry::Occupied(seen) => {
+                return match seen.get().first_difference(&fingerprint) {
+                    None => Ingested::Exists,
+                    Some(field) => Ingested::ExistsWithDifferent(field),
                 };
-                let key = OccurrenceKey { at: obs.at, rank: INBOUND_RANK, id: obs.event_id.0.clone() };
-                let at = self.inbound.partition_point(|p| (p.at, &p.event_id) < (obs.at, &obs.event_id));
-                self.inbound.insert(at, obs);
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(fingerprint);
+            }
+        }
+        let Event { event_id, event_time: at, kind, .. } = event;
+        match kind {
+            EventKind::InboundMessage(inbound) => {
+                let obs = InboundObs { at, event_id, entry_point: inbound.entry_point };
+                let key = OccurrenceKey { at, rank: INBOUND_RANK, id: obs.event_id.0.clone() };
+                let index = self.inbound.partition_point(|p| (p.at, &p.event_id) < (obs.at, &obs.event_id));
+                self.inbound.insert(index, obs);
                 if self.last.as_ref().is_none_or(|last| *last < key) {
-                    let obs = &self.inbound[at];
+                    let obs = &self.inbound[index];
                     self.state.on_inbound(obs.at, &obs.event_id, obs.entry_point.as_ref());
                     self.last = Some(key);
                 } else {
@@ -121,22 +127,19 @@ impl ContactLedger {
             EventKind::SendRecord(record) => {
                 let message_id = record.message_id.clone();
                 let before = self.delivery_of(&message_id, ctx);
-                let obs = SendObs {
-                    event_id: event.event_id.clone(),
-                    at: event.event_time,
-                    record: record.clone(),
-                };
+                let obs = SendObs { event_id, at, record };
                 self.messages.entry(message_id.clone()).or_default().add_send(obs);
                 self.on_message_changed(&message_id, before, ctx, diff);
             }
             EventKind::MessageStatus(status) => {
                 let message_id = status.message_id.clone();
+                let obs = StatusObs::new(event_id, at, status);
+                let message = self.messages.entry(message_id.clone()).or_default();
+                if !message.status_may_change_delivery(&obs) {
+                    message.add_status(obs);
+                    return Ingested::Created;
+                }
                 let before = self.delivery_of(&message_id, ctx);
-                let obs = StatusObs {
-                    event_id: event.event_id.clone(),
-                    at: event.event_time,
-                    status: status.clone(),
-                };
                 self.messages.entry(message_id.clone()).or_default().add_status(obs);
                 self.on_message_changed(&message_id, before, ctx, diff);
             }
@@ -144,7 +147,6 @@ impl ContactLedger {
                 debug_assert!(false, "account-level events are routed by the ledger");
             }
         }
-        self.events.insert(event.event_id.clone(), event);
         Ingested::Created
     }
 
@@ -185,7 +187,16 @@ impl ContactLedger {
         let (state, last, facts) = self.evaluate(ctx, None);
         self.state = state;
         self.last = last;
-        let new: Vec<(FactId, Arc<Fact>)> = facts.into_iter().map(|f| (f.id(), Arc::new(f))).collect();
+        // Most of a re-fold repeats what was concluded before, in the same order: an equal fact
+        // at the same position keeps its id and allocation instead of being hashed again.
+        let new: Vec<(FactId, Arc<Fact>)> = facts
+            .into_iter()
+            .enumerate()
+            .map(|(i, fact)| match self.facts.get(i) {
+                Some((id, old)) if **old == fact => (*id, old.clone()),
+                _ => (fact.id(), Arc::new(fact)),
+            })
+            .collect();
         let new_ids: HashSet<FactId> = new.iter().map(|(id, _)| *id).collect();
         let old_ids: HashSet<FactId> = self.facts.iter().map(|(id, _)| *id).collect();
         diff.removed.extend(self.facts.iter().filter(|(id, _)| !new_ids.contains(id)).cloned());
@@ -213,7 +224,7 @@ impl ContactLedger {
             classification,
             marketing_lite: message.send.as_ref().is_some_and(|s| s.record.marketing_lite),
             reported: message.reported().cloned(),
-            recipient: message.recipient().map(str::to_owned),
+            recipient: message.recipient().cloned(),
             evidence,
         })
     }
@@ -268,7 +279,7 @@ impl ContactLedger {
             .filter(|deadline| at < *deadline);
         let mut free_form = preview(MessageClass::NonTemplate);
         if !state.service_window_open(at) {
-            free_form = SendPreview::rejected(vec![Rule::R2]);
+            free_form = SendPreview::rejected(&[Rule::R2]);
         }
         Eligibility {
             at,
@@ -395,11 +406,13 @@ pub struct SendPreview {
     /// Claims already made on the allowance this send would draw on, at the instant asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowance_used: Option<usize>,
-    pub rules: Vec<Rule>,
+    pub rules: RulePath,
 }
 
 impl SendPreview {
-    fn rejected(rules: Vec<Rule>) -> Self {
-        SendPreview { allowed: false, rules, ..SendPreview::default() }
+    fn rejected(rules: &[Rule]) -> Self {
+        let mut path = RulePath::new();
+        path.extend(rules);
+        SendPreview { allowed: false, rules: path, ..SendPreview::default() }
     }
 }

@@ -12,7 +12,7 @@ use crate::fact::{
     AllowanceKind, AllowancePool, BillingContext, Charge, Classification, ConversationOpened, EntryPointRef,
     Fact, FreeReason, MessageBilled,
 };
-use crate::rules::Rule;
+use crate::rules::{Rule, RulePath};
 use crate::time::{Timestamp, DAY_SECONDS, HOUR_SECONDS};
 
 /// R1: a customer service window lasts 24 h from the latest user message.
@@ -36,13 +36,13 @@ pub struct FoldContext<'a> {
 }
 
 impl FoldContext<'_> {
-    fn billing(&self, at: Timestamp, recipient: Option<&str>) -> BillingContext {
+    fn billing(&self, at: Timestamp, recipient: Option<&Arc<str>>) -> BillingContext {
         BillingContext {
             waba_id: self.waba_id.clone(),
             contact: self.contact.clone(),
-            recipient: recipient.map(str::to_owned),
+            recipient: recipient.cloned(),
             local_month: self.clock.local_month(at),
-            time_zone: self.clock.tz().name().to_owned(),
+            time_zone: self.clock.tz_name().clone(),
             time_zone_assumed: self.clock.tz_assumed(),
         }
     }
@@ -58,8 +58,8 @@ pub(crate) struct Delivery {
     pub sent_at: Timestamp,
     pub classification: Classification,
     pub marketing_lite: bool,
-    pub reported: Option<ReportedPricing>,
-    pub recipient: Option<String>,
+    pub reported: Option<Arc<ReportedPricing>>,
+    pub recipient: Option<Arc<str>>,
     pub evidence: Vec<EventId>,
 }
 
@@ -165,7 +165,7 @@ impl PairState {
     pub fn on_delivery(&mut self, ctx: &FoldContext<'_>, d: &Delivery, out: &mut Vec<Fact>) {
         self.expire(d.at);
         let era = ctx.clock.era_at(d.at);
-        let mut step = Step { ctx, d, era, out, notes: Vec::new() };
+        let mut step = Step { ctx, d, era, out, notes: RulePath::new() };
         match era {
             // Notification-based pricing is out of scope: nothing is billed here.
             Era::NotificationBased => {}
@@ -420,7 +420,7 @@ struct Step<'c, 'o> {
     era: Era,
     out: &'o mut Vec<Fact>,
     /// Rules that shaped the outcome without producing it (e.g. E8, a late reply).
-    notes: Vec<Rule>,
+    notes: RulePath,
 }
 
 impl Step<'_, '_> {
@@ -428,10 +428,10 @@ impl Step<'_, '_> {
         AllowancePool { kind, scope, month: self.ctx.clock.local_month(self.d.at) }
     }
 
-    fn rules(&self, rules: &[Rule]) -> Vec<Rule> {
-        let mut all = Vec::with_capacity(rules.len() + self.notes.len() + 3);
-        all.extend_from_slice(rules);
-        all.extend_from_slice(&self.notes);
+    fn rules(&self, rules: &[Rule]) -> RulePath {
+        let mut all = RulePath::new();
+        all.extend(rules);
+        all.extend(&self.notes);
         all.push(Rule::R4);
         if self.d.classification.source == crate::fact::ClassSource::CategoryChange {
             all.push(Rule::R90);
@@ -440,7 +440,7 @@ impl Step<'_, '_> {
     }
 
     fn context(&self, at: Timestamp) -> BillingContext {
-        self.ctx.billing(at, self.d.recipient.as_deref())
+        self.ctx.billing(at, self.d.recipient.as_ref())
     }
 
     /// A message that belongs to an open CBP conversation.

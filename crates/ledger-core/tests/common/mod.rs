@@ -123,7 +123,7 @@ impl Given {
         let id = self.fresh_id("wamid");
         let kind = EventKind::SendRecord(SendRecord {
             message_id: id.clone().into(),
-            recipient: Some(self.user.clone()),
+            recipient: Some(self.user.as_str().into()),
             content,
             marketing_lite: false,
         });
@@ -146,7 +146,7 @@ impl Given {
         let kind = EventKind::MessageStatus(MessageStatus {
             message_id: message.into(),
             status,
-            recipient: Some(self.user.clone()),
+            recipient: Some(self.user.as_str().into()),
             errors: Vec::new(),
             reported,
         });
@@ -198,7 +198,7 @@ impl Given {
 
 pub fn template(category: TemplateCategory) -> SendContent {
     SendContent::Template(TemplateUse {
-        name: format!("{}_template", category.as_str()),
+        name: format!("{}_template", category.as_str()).into(),
         language: "en_US".into(),
         category,
     })
