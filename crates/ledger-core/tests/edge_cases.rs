@@ -6,29 +6,11 @@ mod common;
 use common::*;
 use ledger_core::fact::ClassSource;
 use ledger_core::{
-    Charge, DeliveryStatus, Event, EventKind, FreeReason, Ingested, LedgerConfig, PricingCategory,
-    PricingModel, PricingType, ReportedCategory, ReportedPricing, SendContent, TemplateCategory,
+    Charge, DeliveryStatus, EventKind, FreeReason, Ingested, LedgerConfig, PricingCategory, PricingModel,
+    PricingType, ReportedCategory, ReportedPricing, SendContent,
     TemplateCategory::{Marketing, Utility},
-    TemplateCategoryChange, Timestamp,
+    Timestamp,
 };
-
-fn category_change(g: &Given, h: f64, to: TemplateCategory) -> Event {
-    Event {
-        event_id: format!("tcu-{h}").into(),
-        schema_version: 1,
-        event_time: g.time(h),
-        receive_time: g.time(h),
-        provider: "test".into(),
-        waba_id: WABA.into(),
-        contact: None,
-        kind: EventKind::TemplateCategoryChange(TemplateCategoryChange {
-            name: "utility_template".into(),
-            language: "en_US".into(),
-            category: to,
-            effective_at: g.time(h),
-        }),
-    }
-}
 
 fn reported(category: ReportedCategory, pricing_type: PricingType) -> ReportedPricing {
     ReportedPricing {
@@ -44,7 +26,7 @@ fn r8_r90_category_change_in_force_at_send_time_wins_over_the_send_record() {
     let mut g = Given::at(ERA4);
     let before = g.template(1.0, Utility);
     let after = g.template(3.0, Utility);
-    let change = category_change(&g, 2.0, Marketing);
+    let change = category_change(g.time(2.0), "utility_template", Marketing);
     g.events.push(change);
     let then = g.fold();
     let (_, m) = then.message(&before);
@@ -54,7 +36,8 @@ fn r8_r90_category_change_in_force_at_send_time_wins_over_the_send_record() {
     assert_eq!(m.classification.declared_category, Some(Utility), "the business's claim is kept");
     assert_eq!(m.classification.source, ClassSource::CategoryChange);
     assert!(entry.fact.rules().contains(&ledger_core::rules::Rule::R90));
-    assert!(entry.fact.evidence().iter().any(|e| e.as_str() == "tcu-2"));
+    let change_id = format!("tcu-{}-marketing", g.time(2.0).0);
+    assert!(entry.fact.evidence().iter().any(|e| e.as_str() == change_id));
 }
 
 #[test]
@@ -65,7 +48,9 @@ fn late_category_change_yields_reversal_and_new_entry() {
     let mut then = g.fold();
     assert!(!then.message(&id).0.billable, "utility inside the service window is free (R51)");
     let mut journal = Vec::new();
-    then.ledger.apply(category_change(&g, 2.0, Marketing), &mut journal).expect("valid");
+    then.ledger
+        .apply(category_change(g.time(2.0), "utility_template", Marketing), &mut journal)
+        .expect("valid");
     assert_eq!(journal.len(), 2);
     assert!(journal[0].reverses.is_some());
     assert!(journal[1].billable, "as marketing it is charged");

@@ -13,9 +13,8 @@ use std::sync::Arc;
 
 use common::*;
 use ledger_core::{
-    DeliveryStatus, EntryAction, Event, EventKind, Fact, Id128, Ledger, LedgerConfig, PricingModel,
-    PricingType, ReportedCategory, ReportedPricing, Resolution, SendContent, TemplateCategory,
-    TemplateCategoryChange, Timestamp,
+    DeliveryStatus, EntryAction, Event, Fact, Id128, Ledger, LedgerConfig, PricingModel, PricingType,
+    ReportedCategory, ReportedPricing, Resolution, SendContent, TemplateCategory, Timestamp,
 };
 use proptest::prelude::*;
 
@@ -78,7 +77,12 @@ fn history() -> impl Strategy<Value = History> {
                 events.extend(g.events);
             }
             if let Some((quarter, to)) = change {
-                events.push(category_change(t0 + quarter * 900, to));
+                let to = [
+                    TemplateCategory::Marketing,
+                    TemplateCategory::Utility,
+                    TemplateCategory::Authentication,
+                ][usize::from(to)];
+                events.push(category_change(Timestamp(t0 + quarter * 900), "utility_template", to));
             }
             History { events, limit }
         })
@@ -136,26 +140,6 @@ fn build(g: &mut Given, action: &Action) {
                 g.status_reported(&id, status, h(*quarter) + h(*delay), report);
             }
         }
-    }
-}
-
-fn category_change(at: i64, to: u8) -> Event {
-    let category = [TemplateCategory::Marketing, TemplateCategory::Utility, TemplateCategory::Authentication]
-        [usize::from(to)];
-    Event {
-        event_id: format!("tcu-{at}-{to}").into(),
-        schema_version: 1,
-        event_time: Timestamp(at),
-        receive_time: Timestamp(at),
-        provider: "test".into(),
-        waba_id: WABA.into(),
-        contact: None,
-        kind: EventKind::TemplateCategoryChange(TemplateCategoryChange {
-            name: "utility_template".into(),
-            language: "en_US".into(),
-            category,
-            effective_at: Timestamp(at),
-        }),
     }
 }
 

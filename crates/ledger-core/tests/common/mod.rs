@@ -9,7 +9,7 @@ use ledger_core::{
     Ledger, LedgerConfig, MessageId, MessageStatus, ReportedPricing, SendContent, SendRecord,
     TemplateCategory, TemplateUse, Timestamp, WabaId,
 };
-use ledger_core::{Entry, Fact};
+use ledger_core::{Entry, Fact, TemplateCategoryChange};
 
 pub const WABA: &str = "waba-1";
 pub const PHONE: &str = "pn-1";
@@ -193,6 +193,25 @@ impl Given {
 
     pub fn contact(&self) -> ContactKey {
         ContactKey::new(PHONE, &self.user)
+    }
+}
+
+/// Meta re-categorises the harness's `{category}_template` named `name` to `to` from `at` (R90).
+pub fn category_change(at: Timestamp, name: &str, to: TemplateCategory) -> Event {
+    Event {
+        event_id: format!("tcu-{}-{}", at.0, to.as_str()).into(),
+        schema_version: 1,
+        event_time: at,
+        receive_time: at,
+        provider: "test".into(),
+        waba_id: WABA.into(),
+        contact: None,
+        kind: EventKind::TemplateCategoryChange(TemplateCategoryChange {
+            name: name.into(),
+            language: "en_US".into(),
+            category: to,
+            effective_at: at,
+        }),
     }
 }
 
