@@ -1,0 +1,94 @@
+//! Limits on what one webhook body may hold, checked before any parsing work.
+
+use crate::error::IngestError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Meta batches up to 1,000 updates in one body; a few MiB is ample.
+    pub body_bytes_max: usize,
+    /// Real payloads nest about 8 levels deep.
+    pub depth_max: usize,
+    pub events_per_body_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { body_bytes_max: 4 * 1024 * 1024, depth_max: 32, events_per_body_max: 5_000 }
+    }
+}
+
+impl Limits {
+    pub(crate) fn check_body(&self, body: &[u8]) -> Result<(), IngestError> {
+        if body.len() > self.body_bytes_max {
+            return Err(IngestError::TooLarge { size: body.len(), limit: self.body_bytes_max });
+        }
+        if nesting_depth_exceeds(body, self.depth_max) {
+            return Err(IngestError::TooDeep { limit: self.depth_max });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_events(&self, count: usize) -> Result<(), IngestError> {
+        if count > self.events_per_body_max {
+            return Err(IngestError::TooManyEvents { count, limit: self.events_per_body_max });
+        }
+        Ok(())
+    }
+}
+
+/// Scans bytes for `{`/`[` nesting outside strings, stopping as soon as `max` is exceeded, so a
+/// hostile body never reaches the recursive parser.
+fn nesting_depth_exceeds(body: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in body {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_counts_brackets_outside_strings_only() {
+        assert!(!nesting_depth_exceeds(br#"{"a":[{"b":"[[[[[[{{{{"}]}"#, 3));
+        assert!(nesting_depth_exceeds(br#"{"a":[{"b":[1]}]}"#, 3));
+        assert!(!nesting_depth_exceeds(br#"{"a":"\"[[[["}"#, 1));
+    }
+
+    #[test]
+    fn limits_name_the_limit() {
+        let limits = Limits { body_bytes_max: 4, ..Limits::default() };
+        assert_eq!(
+            limits.check_body(b"{ }  ").expect_err("too large").to_string(),
+            "body is 5 bytes; the limit is 4"
+        );
+        let limits = Limits { events_per_body_max: 2, ..Limits::default() };
+        assert_eq!(
+            limits.check_events(3).expect_err("too many").to_string(),
+            "body yields 3 events; the limit is 2"
+        );
+    }
+}

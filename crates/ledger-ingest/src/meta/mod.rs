@@ -1,0 +1,296 @@
+//! Meta's WhatsApp Cloud API webhooks (`object: whatsapp_business_account`).
+//!
+//! One body holds entries (one per WABA), each with changes (`field` + `value`). Handled:
+//! `messages` (inbound messages of every type, with Click-to-WhatsApp `referral`; statuses with
+//! `conversation`, `pricing` and `errors` in every documented spelling and era, string or
+//! integer timestamps, business-scoped user ids, group statuses) and
+//! `template_category_update`. Other fields carry nothing the fold uses and are skipped with a
+//! reason.
+//!
+//! Event ids: `meta:msg:<wamid>` for inbound messages, `meta:status:<wamid>:<status>` for
+//! statuses (plus `:<participant>` for group statuses), `meta:tcu:<template id>:<effective>:<category>`.
+
+mod payload;
+
+use std::borrow::Cow;
+
+use ledger_core::{
+    ContactKey, DeliveryStatus, EntryPoint, Event, EventKind, InboundMessage, MessageStatus, PricingModel,
+    PricingType, ReportedCategory, ReportedPricing, StatusError, TemplateCategory, TemplateCategoryChange,
+    Timestamp, SCHEMA_VERSION,
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::IngestError;
+use crate::{Normalized, Skipped};
+use payload::{CategoryUpdate, Change, InboundMessagePayload, MessagesValue, StatusPayload, Webhook};
+
+pub const PROVIDER: &str = "meta_cloud";
+const OBJECT: &str = "whatsapp_business_account";
+
+/// Normalizes one Cloud API webhook body.
+pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, IngestError> {
+    let webhook: Webhook<'_> = parse(body, "")?;
+    if webhook.object != OBJECT {
+        return Err(IngestError::malformed(
+            "object",
+            format!("expected {OBJECT:?}, got {:?}", webhook.object),
+        ));
+    }
+    let mut out = Normalized::default();
+    for (e, entry) in webhook.entry.iter().enumerate() {
+        if entry.id.is_empty() {
+            return Err(IngestError::malformed(format!("entry[{e}].id"), "empty WABA id"));
+        }
+        let ctx = Context { waba_id: &entry.id, entry_time: entry.time.map(|t| t.0), received_at };
+        for (c, change) in entry.changes.iter().enumerate() {
+            let path = format!("entry[{e}].changes[{c}].value");
+            normalize_change(&ctx, change, &path, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+struct Context<'a> {
+    waba_id: &'a str,
+    entry_time: Option<i64>,
+    received_at: Timestamp,
+}
+
+impl Context<'_> {
+    fn event(&self, id: String, at: i64, contact: Option<ContactKey>, kind: EventKind) -> Event {
+        Event {
+            event_id: id.into(),
+            schema_version: SCHEMA_VERSION,
+            event_time: Timestamp(at),
+            receive_time: self.received_at,
+            provider: PROVIDER.to_owned(),
+            waba_id: self.waba_id.into(),
+            contact,
+            kind,
+        }
+    }
+}
+
+fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8], path: &str) -> Result<T, IngestError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| IngestError::from_serde(path, e))
+}
+
+fn parse_value<'a, T: Deserialize<'a>>(raw: &'a RawValue, path: &str) -> Result<T, IngestError> {
+    parse(raw.get().as_bytes(), path)
+}
+
+fn normalize_change(
+    ctx: &Context<'_>,
+    change: &Change<'_>,
+    path: &str,
+    out: &mut Normalized,
+) -> Result<(), IngestError> {
+    let skip = |out: &mut Normalized, reason| out.skipped.push(Skipped { path: path.to_owned(), reason });
+    match change.field.as_ref() {
+        "messages" => normalize_messages(ctx, parse_value(change.value, path)?, path, out),
+        "template_category_update" => {
+            normalize_category_update(ctx, parse_value(change.value, path)?, path, out)
+        }
+        "account_update" => {
+            skip(out, "account_update (incl. VOLUME_BASED_PRICING_TIER_UPDATE, R55) is pricing input, not a folded event");
+            Ok(())
+        }
+        _ => {
+            skip(out, "this webhook field carries no billing or eligibility event");
+            Ok(())
+        }
+    }
+}
+
+fn normalize_messages(
+    ctx: &Context<'_>,
+    value: MessagesValue<'_>,
+    path: &str,
+    out: &mut Normalized,
+) -> Result<(), IngestError> {
+    let phone_number_id = value.metadata.phone_number_id.as_ref();
+    if phone_number_id.is_empty() {
+        return Err(IngestError::malformed(
+            format!("{path}.metadata.phone_number_id"),
+            "empty phone number id",
+        ));
+    }
+    for (i, message) in value.messages.iter().enumerate() {
+        let path = format!("{path}.messages[{i}]");
+        if message.kind.as_deref() == Some("system") {
+            out.skipped
+                .push(Skipped { path, reason: "system notice from WhatsApp, not a user message (R1)" });
+            continue;
+        }
+        out.events.push(inbound_event(ctx, phone_number_id, &value, message, &path)?);
+    }
+    for (i, status) in value.statuses.iter().enumerate() {
+        let path = format!("{path}.statuses[{i}]");
+        match status_event(ctx, phone_number_id, status, &path)? {
+            Some(event) => out.events.push(event),
+            None => out
+                .skipped
+                .push(Skipped { path, reason: "legacy status (deleted/warning) carries no delivery" }),
+        }
+    }
+    Ok(())
+}
+
+fn non_empty<'a>(value: &'a Option<Cow<'a, str>>) -> Option<&'a str> {
+    value.as_deref().filter(|v| !v.is_empty())
+}
+
+fn inbound_event(
+    ctx: &Context<'_>,
+    phone_number_id: &str,
+    value: &MessagesValue<'_>,
+    message: &InboundMessagePayload<'_>,
+    path: &str,
+) -> Result<Event, IngestError> {
+    // The phone number (`from`) when Meta sends one, else the business-scoped user id.
+    let user = non_empty(&message.from)
+        .or_else(|| non_empty(&message.from_user_id))
+        .or_else(|| value.contacts.first().and_then(|c| non_empty(&c.user_id)))
+        .ok_or_else(|| IngestError::malformed(format!("{path}.from"), "no user id (from or from_user_id)"))?;
+    if message.id.is_empty() {
+        return Err(IngestError::malformed(format!("{path}.id"), "empty message id"));
+    }
+    let entry_point = message.referral.as_ref().map(|r| EntryPoint {
+        source_id: r.source_id.as_deref().map(str::to_owned),
+        source_url: r.source_url.as_deref().map(str::to_owned),
+        source_type: r.source_type.as_deref().map(str::to_owned),
+        ctwa_clid: r.ctwa_clid.as_deref().map(str::to_owned),
+        headline: r.headline.as_deref().map(str::to_owned),
+    });
+    let kind =
+        EventKind::InboundMessage(InboundMessage { message_id: message.id.as_ref().into(), entry_point });
+    let id = format!("meta:msg:{}", message.id);
+    Ok(ctx.event(id, message.timestamp.0, Some(ContactKey::new(phone_number_id, user)), kind))
+}
+
+fn delivery_status(name: &str) -> Option<DeliveryStatus> {
+    match name {
+        "sent" => Some(DeliveryStatus::Sent),
+        "delivered" => Some(DeliveryStatus::Delivered),
+        "read" => Some(DeliveryStatus::Read),
+        "played" => Some(DeliveryStatus::Played),
+        "failed" => Some(DeliveryStatus::Failed),
+        _ => None,
+    }
+}
+
+fn status_event(
+    ctx: &Context<'_>,
+    phone_number_id: &str,
+    status: &StatusPayload<'_>,
+    path: &str,
+) -> Result<Option<Event>, IngestError> {
+    let Some(delivery) = delivery_status(&status.status) else {
+        return match status.status.as_ref() {
+            "deleted" | "warning" => Ok(None),
+            other => {
+                Err(IngestError::malformed(format!("{path}.status"), format!("unknown status {other:?}")))
+            }
+        };
+    };
+    if status.id.is_empty() {
+        return Err(IngestError::malformed(format!("{path}.id"), "empty message id"));
+    }
+    let recipient = non_empty(&status.recipient_id);
+    let user = recipient.or_else(|| non_empty(&status.recipient_user_id)).ok_or_else(|| {
+        IngestError::malformed(
+            format!("{path}.recipient_id"),
+            "no recipient (recipient_id or recipient_user_id)",
+        )
+    })?;
+    // Group statuses (R59) come per participant: the participant keeps the ids distinct.
+    let participant = (status.recipient_type.as_deref() == Some("group"))
+        .then(|| {
+            non_empty(&status.recipient_participant_id)
+                .or_else(|| non_empty(&status.recipient_participant_user_id))
+        })
+        .flatten();
+    let id = match participant {
+        Some(p) => format!("meta:status:{}:{}:{p}", status.id, status.status),
+        None => format!("meta:status:{}:{}", status.id, status.status),
+    };
+    let kind = EventKind::MessageStatus(MessageStatus {
+        message_id: status.id.as_ref().into(),
+        status: delivery,
+        recipient: recipient.map(Into::into),
+        errors: status
+            .errors
+            .iter()
+            .map(|e| StatusError { code: e.code, title: e.title.as_deref().unwrap_or_default().to_owned() })
+            .collect(),
+        reported: reported_pricing(status),
+    });
+    Ok(Some(ctx.event(id, status.timestamp.0, Some(ContactKey::new(phone_number_id, user)), kind)))
+}
+
+/// `conversation` and `pricing` as reported, every spelling normalised (Q6, Q7).
+fn reported_pricing(status: &StatusPayload<'_>) -> Option<ReportedPricing> {
+    if status.conversation.is_none() && status.pricing.is_none() {
+        return None;
+    }
+    let pricing = status.pricing.as_ref();
+    let conversation = status.conversation.as_ref();
+    Some(ReportedPricing {
+        pricing_model: pricing.and_then(|p| p.pricing_model.as_deref()).and_then(PricingModel::parse),
+        category: pricing.and_then(|p| p.category.as_deref()).map(ReportedCategory::parse),
+        pricing_type: pricing.and_then(|p| p.pricing_type.as_deref()).and_then(PricingType::parse),
+        billable: pricing.and_then(|p| p.billable),
+        conversation_id: conversation.and_then(|c| c.id.as_deref()).map(str::to_owned),
+        conversation_origin: conversation
+            .and_then(|c| c.origin.as_ref())
+            .and_then(|o| o.kind.as_deref())
+            .map(ReportedCategory::parse),
+        conversation_expires_at: conversation.and_then(|c| c.expiration_timestamp).map(|t| Timestamp(t.0)),
+    })
+}
+
+/// R90: an announced change (`correct_category` from `category_update_timestamp`) or a completed
+/// one (`new_category`, dated by the entry's `time`).
+fn normalize_category_update(
+    ctx: &Context<'_>,
+    update: CategoryUpdate<'_>,
+    path: &str,
+    out: &mut Normalized,
+) -> Result<(), IngestError> {
+    let (category_text, effective_at, field) =
+        match (&update.correct_category, update.category_update_timestamp) {
+            (Some(correct), Some(at)) => (correct.as_ref(), at.0, "correct_category"),
+            _ => {
+                let new = update.new_category.as_deref().ok_or_else(|| {
+                    IngestError::malformed(format!("{path}.new_category"), "missing field `new_category`")
+                })?;
+                let at = ctx.entry_time.ok_or_else(|| {
+                    IngestError::malformed(
+                        format!("{path}.entry.time"),
+                        "a completed category change needs the entry's time",
+                    )
+                })?;
+                (new, at, "new_category")
+            }
+        };
+    let Some(category) = TemplateCategory::parse(category_text) else {
+        out.skipped.push(Skipped {
+            path: format!("{path}.{field}"),
+            reason: "category outside marketing/utility/authentication",
+        });
+        return Ok(());
+    };
+    let template_id = update.message_template_id.as_deref().unwrap_or_default();
+    let id = format!("meta:tcu:{template_id}:{effective_at}:{}", category.as_str());
+    let kind = EventKind::TemplateCategoryChange(TemplateCategoryChange {
+        name: update.message_template_name.to_string(),
+        language: update.message_template_language.as_deref().unwrap_or_default().to_owned(),
+        category,
+        effective_at: Timestamp(effective_at),
+    });
+    out.events.push(ctx.event(id, effective_at, None, kind));
+    Ok(())
+}

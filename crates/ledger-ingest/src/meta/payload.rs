@@ -1,0 +1,180 @@
+//! The Cloud API payload shapes, as far as the ledger reads them. Unknown fields are ignored
+//! (Meta adds fields often); strings are borrowed from the body where JSON allows.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+use crate::timestamp::UnixSeconds;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Webhook<'a> {
+    #[serde(borrow)]
+    pub object: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub entry: Vec<Entry<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Entry<'a> {
+    /// The WABA id.
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(default)]
+    pub time: Option<UnixSeconds>,
+    #[serde(default, borrow)]
+    pub changes: Vec<Change<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Change<'a> {
+    #[serde(borrow)]
+    pub field: Cow<'a, str>,
+    /// Parsed once `field` says what it is.
+    #[serde(borrow)]
+    pub value: &'a RawValue,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct MessagesValue<'a> {
+    #[serde(borrow)]
+    pub metadata: Metadata<'a>,
+    #[serde(default, borrow)]
+    pub contacts: Vec<ContactPayload<'a>>,
+    #[serde(default, borrow)]
+    pub messages: Vec<InboundMessagePayload<'a>>,
+    #[serde(default, borrow)]
+    pub statuses: Vec<StatusPayload<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Metadata<'a> {
+    #[serde(borrow)]
+    pub phone_number_id: Cow<'a, str>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ContactPayload<'a> {
+    #[serde(default, borrow)]
+    pub user_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct InboundMessagePayload<'a> {
+    #[serde(default, borrow)]
+    pub from: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub from_user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    pub timestamp: UnixSeconds,
+    #[serde(default, borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub referral: Option<Referral<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Referral<'a> {
+    #[serde(default, borrow)]
+    pub source_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub source_url: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub source_type: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub headline: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub ctwa_clid: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct StatusPayload<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub status: Cow<'a, str>,
+    pub timestamp: UnixSeconds,
+    #[serde(default, borrow)]
+    pub recipient_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub recipient_user_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub recipient_type: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub recipient_participant_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub recipient_participant_user_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub conversation: Option<ConversationPayload<'a>>,
+    #[serde(default, borrow)]
+    pub pricing: Option<PricingPayload<'a>>,
+    #[serde(default, borrow)]
+    pub errors: Vec<ErrorPayload<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ConversationPayload<'a> {
+    #[serde(default, borrow)]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub expiration_timestamp: Option<UnixSeconds>,
+    #[serde(default, borrow)]
+    pub origin: Option<OriginPayload<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct OriginPayload<'a> {
+    #[serde(default, borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PricingPayload<'a> {
+    #[serde(default)]
+    pub billable: Option<bool>,
+    #[serde(default, borrow)]
+    pub pricing_model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub category: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "type")]
+    pub pricing_type: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ErrorPayload<'a> {
+    pub code: i64,
+    #[serde(default, borrow)]
+    pub title: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct CategoryUpdate<'a> {
+    /// An integer in Meta's examples; accepted as a string too.
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub message_template_id: Option<String>,
+    #[serde(borrow)]
+    pub message_template_name: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub message_template_language: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub new_category: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub correct_category: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub category_update_timestamp: Option<UnixSeconds>,
+}
+
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id<'a> {
+        Text(#[serde(borrow)] Cow<'a, str>),
+        Number(i64),
+    }
+    Ok(Option::<Id<'_>>::deserialize(d)?.map(|id| match id {
+        Id::Text(text) => text.into_owned(),
+        Id::Number(n) => n.to_string(),
+    }))
+}
