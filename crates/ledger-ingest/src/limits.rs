@@ -37,23 +37,31 @@ impl Limits {
 }
 
 /// Scans bytes for `{`/`[` nesting outside strings, stopping as soon as `max` is exceeded, so a
-/// hostile body never reaches the recursive parser.
+/// hostile body never reaches the recursive parser. String contents are skipped with a SIMD
+/// search for the next quote or backslash; only structure is looked at byte by byte.
 fn nesting_depth_exceeds(body: &[u8], max: usize) -> bool {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &byte in body {
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'"' => {
+                // Skip to the closing quote, stepping over escapes.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &body[i..]) {
+                        None => return false,
+                        Some(offset) if body[i + offset] == b'\\' => i += offset + 2,
+                        Some(offset) => {
+                            i += offset + 1;
+                            break;
+                        }
+                    }
+                    if i >= body.len() {
+                        return false;
+                    }
+                }
+                continue;
             }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
             b'{' | b'[' => {
                 depth += 1;
                 if depth > max {
@@ -63,6 +71,7 @@ fn nesting_depth_exceeds(body: &[u8], max: usize) -> bool {
             b'}' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     false
 }
@@ -76,6 +85,9 @@ mod tests {
         assert!(!nesting_depth_exceeds(br#"{"a":[{"b":"[[[[[[{{{{"}]}"#, 3));
         assert!(nesting_depth_exceeds(br#"{"a":[{"b":[1]}]}"#, 3));
         assert!(!nesting_depth_exceeds(br#"{"a":"\"[[[["}"#, 1));
+        assert!(!nesting_depth_exceeds(br#"{"a":"x\\"}"#, 1), "an escaped backslash ends before the quote");
+        assert!(nesting_depth_exceeds(br#"{"a":"x\\",[{}]}"#, 2));
+        assert!(!nesting_depth_exceeds(br#"{"unterminated":"[[[["#, 1));
     }
 
     #[test]

@@ -31,7 +31,7 @@ const OBJECT: &str = "whatsapp_business_account";
 
 /// Normalizes one Cloud API webhook body.
 pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, IngestError> {
-    let webhook: Webhook<'_> = parse(body, "")?;
+    let webhook: Webhook<'_> = parse(body, &String::new)?;
     if webhook.object != OBJECT {
         return Err(IngestError::malformed(
             "object",
@@ -45,7 +45,7 @@ pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, Inge
         }
         let ctx = Context { waba_id: &entry.id, entry_time: entry.time.map(|t| t.0), received_at };
         for (c, change) in entry.changes.iter().enumerate() {
-            let path = format!("entry[{e}].changes[{c}].value");
+            let path = || format!("entry[{e}].changes[{c}].value");
             normalize_change(&ctx, change, &path, &mut out)?;
         }
     }
@@ -73,22 +73,35 @@ impl Context<'_> {
     }
 }
 
-fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8], path: &str) -> Result<T, IngestError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| IngestError::from_serde(path, e))
+/// Parses without path tracking (the common, valid case); only a failure is parsed again with
+/// tracking, to name the JSON path in the error.
+fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8], path: &dyn Fn() -> String) -> Result<T, IngestError> {
+    serde_json::from_slice(bytes).or_else(|_| {
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+            Err(error) => Err(IngestError::from_serde(&path(), error)),
+            Ok(value) => Ok(value),
+        }
+    })
 }
 
-fn parse_value<'a, T: Deserialize<'a>>(raw: &'a RawValue, path: &str) -> Result<T, IngestError> {
+fn parse_value<'a, T: Deserialize<'a>>(
+    raw: &'a RawValue,
+    path: &dyn Fn() -> String,
+) -> Result<T, IngestError> {
     parse(raw.get().as_bytes(), path)
 }
+
+/// Builds a JSON path; only called when something must name it (an error, a skip).
+type PathFn<'p> = &'p dyn Fn() -> String;
 
 fn normalize_change(
     ctx: &Context<'_>,
     change: &Change<'_>,
-    path: &str,
+    path: PathFn<'_>,
     out: &mut Normalized,
 ) -> Result<(), IngestError> {
-    let skip = |out: &mut Normalized, reason| out.skipped.push(Skipped { path: path.to_owned(), reason });
+    let skip = |out: &mut Normalized, reason| out.skipped.push(Skipped { path: path(), reason });
     match change.field.as_ref() {
         "messages" => normalize_messages(ctx, parse_value(change.value, path)?, path, out),
         "template_category_update" => {
@@ -108,32 +121,31 @@ fn normalize_change(
 fn normalize_messages(
     ctx: &Context<'_>,
     value: MessagesValue<'_>,
-    path: &str,
+    path: PathFn<'_>,
     out: &mut Normalized,
 ) -> Result<(), IngestError> {
     let phone_number_id = value.metadata.phone_number_id.as_ref();
     if phone_number_id.is_empty() {
-        return Err(IngestError::malformed(
-            format!("{path}.metadata.phone_number_id"),
-            "empty phone number id",
-        ));
+        let at = format!("{}.metadata.phone_number_id", path());
+        return Err(IngestError::malformed(at, "empty phone number id"));
     }
     for (i, message) in value.messages.iter().enumerate() {
-        let path = format!("{path}.messages[{i}]");
+        let path = || format!("{}.messages[{i}]", path());
         if message.kind.as_deref() == Some("system") {
-            out.skipped
-                .push(Skipped { path, reason: "system notice from WhatsApp, not a user message (R1)" });
+            let reason = "system notice from WhatsApp, not a user message (R1)";
+            out.skipped.push(Skipped { path: path(), reason });
             continue;
         }
         out.events.push(inbound_event(ctx, phone_number_id, &value, message, &path)?);
     }
     for (i, status) in value.statuses.iter().enumerate() {
-        let path = format!("{path}.statuses[{i}]");
+        let path = || format!("{}.statuses[{i}]", path());
         match status_event(ctx, phone_number_id, status, &path)? {
             Some(event) => out.events.push(event),
-            None => out
-                .skipped
-                .push(Skipped { path, reason: "legacy status (deleted/warning) carries no delivery" }),
+            None => {
+                let reason = "legacy status (deleted/warning) carries no delivery";
+                out.skipped.push(Skipped { path: path(), reason });
+            }
         }
     }
     Ok(())
@@ -148,15 +160,17 @@ fn inbound_event(
     phone_number_id: &str,
     value: &MessagesValue<'_>,
     message: &InboundMessagePayload<'_>,
-    path: &str,
+    path: PathFn<'_>,
 ) -> Result<Event, IngestError> {
     // The phone number (`from`) when Meta sends one, else the business-scoped user id.
     let user = non_empty(&message.from)
         .or_else(|| non_empty(&message.from_user_id))
         .or_else(|| value.contacts.first().and_then(|c| non_empty(&c.user_id)))
-        .ok_or_else(|| IngestError::malformed(format!("{path}.from"), "no user id (from or from_user_id)"))?;
+        .ok_or_else(|| {
+            IngestError::malformed(format!("{}.from", path()), "no user id (from or from_user_id)")
+        })?;
     if message.id.is_empty() {
-        return Err(IngestError::malformed(format!("{path}.id"), "empty message id"));
+        return Err(IngestError::malformed(format!("{}.id", path()), "empty message id"));
     }
     let entry_point = message.referral.as_ref().map(|r| EntryPoint {
         source_id: r.source_id.as_deref().map(str::to_owned),
@@ -186,23 +200,23 @@ fn status_event(
     ctx: &Context<'_>,
     phone_number_id: &str,
     status: &StatusPayload<'_>,
-    path: &str,
+    path: PathFn<'_>,
 ) -> Result<Option<Event>, IngestError> {
     let Some(delivery) = delivery_status(&status.status) else {
         return match status.status.as_ref() {
             "deleted" | "warning" => Ok(None),
             other => {
-                Err(IngestError::malformed(format!("{path}.status"), format!("unknown status {other:?}")))
+                Err(IngestError::malformed(format!("{}.status", path()), format!("unknown status {other:?}")))
             }
         };
     };
     if status.id.is_empty() {
-        return Err(IngestError::malformed(format!("{path}.id"), "empty message id"));
+        return Err(IngestError::malformed(format!("{}.id", path()), "empty message id"));
     }
     let recipient = non_empty(&status.recipient_id);
     let user = recipient.or_else(|| non_empty(&status.recipient_user_id)).ok_or_else(|| {
         IngestError::malformed(
-            format!("{path}.recipient_id"),
+            format!("{}.recipient_id", path()),
             "no recipient (recipient_id or recipient_user_id)",
         )
     })?;
@@ -257,7 +271,7 @@ fn reported_pricing(status: &StatusPayload<'_>) -> Option<ReportedPricing> {
 fn normalize_category_update(
     ctx: &Context<'_>,
     update: CategoryUpdate<'_>,
-    path: &str,
+    path: PathFn<'_>,
     out: &mut Normalized,
 ) -> Result<(), IngestError> {
     let (category_text, effective_at, field) =
@@ -265,11 +279,11 @@ fn normalize_category_update(
             (Some(correct), Some(at)) => (correct.as_ref(), at.0, "correct_category"),
             _ => {
                 let new = update.new_category.as_deref().ok_or_else(|| {
-                    IngestError::malformed(format!("{path}.new_category"), "missing field `new_category`")
+                    IngestError::malformed(format!("{}.new_category", path()), "missing field `new_category`")
                 })?;
                 let at = ctx.entry_time.ok_or_else(|| {
                     IngestError::malformed(
-                        format!("{path}.entry.time"),
+                        format!("{}.entry.time", path()),
                         "a completed category change needs the entry's time",
                     )
                 })?;
@@ -277,10 +291,8 @@ fn normalize_category_update(
             }
         };
     let Some(category) = TemplateCategory::parse(category_text) else {
-        out.skipped.push(Skipped {
-            path: format!("{path}.{field}"),
-            reason: "category outside marketing/utility/authentication",
-        });
+        let reason = "category outside marketing/utility/authentication";
+        out.skipped.push(Skipped { path: format!("{}.{field}", path()), reason });
         return Ok(());
     };
     let template_id = update.message_template_id.as_deref().unwrap_or_default();
