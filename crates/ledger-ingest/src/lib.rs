@@ -10,6 +10,7 @@ mod error;
 mod limits;
 pub mod meta;
 pub mod signature;
+pub mod sinch;
 mod timestamp;
 
 use ledger_core::{Event, Timestamp};
@@ -22,14 +23,17 @@ pub use limits::Limits;
 pub enum Provider {
     /// Meta's WhatsApp Cloud API (`object: whatsapp_business_account`).
     MetaCloud,
+    /// Sinch Conversation API callbacks (`MESSAGE_INBOUND`, `MESSAGE_DELIVERY`).
+    Sinch,
 }
 
 impl Provider {
-    pub const ALL: &'static [Provider] = &[Provider::MetaCloud];
+    pub const ALL: &'static [Provider] = &[Provider::MetaCloud, Provider::Sinch];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::MetaCloud => "meta_cloud",
+            Provider::Sinch => "sinch",
         }
     }
 }
@@ -40,6 +44,7 @@ impl std::str::FromStr for Provider {
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         match name {
             "meta_cloud" | "meta" => Ok(Provider::MetaCloud),
+            "sinch" => Ok(Provider::Sinch),
             other => Err(IngestError::UnknownProvider(other.to_owned())),
         }
     }
@@ -70,6 +75,7 @@ pub fn normalize(
     limits.check_body(body)?;
     let normalized = match provider {
         Provider::MetaCloud => meta::normalize(body, received_at)?,
+        Provider::Sinch => sinch::normalize(body, received_at)?,
     };
     limits.check_events(normalized.events.len())?;
     Ok(normalized)

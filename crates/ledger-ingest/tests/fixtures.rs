@@ -20,6 +20,7 @@ fn golden_path() -> PathBuf {
 fn provider_for(folder: &str) -> Option<Provider> {
     match folder {
         "meta-cloud" => Some(Provider::MetaCloud),
+        "sinch" => Some(Provider::Sinch),
         _ => None,
     }
 }

@@ -57,16 +57,27 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     })
 }
 
+/// Every fixture of every provider folder.
 fn fixture_bodies() -> Vec<Vec<u8>> {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/webhooks/meta-cloud");
-    let mut bodies: Vec<Vec<u8>> = std::fs::read_dir(root)
-        .expect("fixtures")
-        .filter_map(Result::ok)
-        .map(|e| std::fs::read(e.path()).expect("readable"))
-        .collect();
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/webhooks");
+    let mut bodies = Vec::new();
+    for folder in
+        std::fs::read_dir(root).expect("fixtures").filter_map(Result::ok).filter(|e| e.path().is_dir())
+    {
+        for file in std::fs::read_dir(folder.path()).expect("readable").filter_map(Result::ok) {
+            if file.path().extension().is_some_and(|x| x == "json") {
+                bodies.push(std::fs::read(file.path()).expect("readable"));
+            }
+        }
+    }
     bodies.sort();
     bodies
+}
+
+fn every_adapter(body: &[u8]) {
+    for provider in Provider::ALL {
+        outcome_is_typed(normalize(*provider, body, Timestamp(0), &Limits::default()));
+    }
 }
 
 fn outcome_is_typed(result: Result<ledger_ingest::Normalized, IngestError>) {
@@ -83,12 +94,12 @@ proptest! {
     #[test]
     fn arbitrary_json_never_panics(value in json_value()) {
         let body = serde_json::to_vec(&value).expect("serializes");
-        outcome_is_typed(normalize(Provider::MetaCloud, &body, Timestamp(0), &Limits::default()));
+        every_adapter(&body);
     }
 
     #[test]
     fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
-        outcome_is_typed(normalize(Provider::MetaCloud, &body, Timestamp(0), &Limits::default()));
+        every_adapter(&body);
     }
 
     #[test]
@@ -107,7 +118,7 @@ proptest! {
                 _ => body.truncate(i),
             }
         }
-        outcome_is_typed(normalize(Provider::MetaCloud, &body, Timestamp(0), &Limits::default()));
+        every_adapter(&body);
     }
 }
 
