@@ -11,6 +11,7 @@ mod limits;
 pub mod meta;
 pub mod signature;
 pub mod sinch;
+pub mod sunshine;
 mod timestamp;
 
 use ledger_core::{Event, Timestamp};
@@ -25,15 +26,18 @@ pub enum Provider {
     MetaCloud,
     /// Sinch Conversation API callbacks (`MESSAGE_INBOUND`, `MESSAGE_DELIVERY`).
     Sinch,
+    /// Sunshine Conversations (Zendesk) v2 webhooks.
+    Sunshine,
 }
 
 impl Provider {
-    pub const ALL: &'static [Provider] = &[Provider::MetaCloud, Provider::Sinch];
+    pub const ALL: &'static [Provider] = &[Provider::MetaCloud, Provider::Sinch, Provider::Sunshine];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::MetaCloud => "meta_cloud",
             Provider::Sinch => "sinch",
+            Provider::Sunshine => "sunshine",
         }
     }
 }
@@ -45,6 +49,7 @@ impl std::str::FromStr for Provider {
         match name {
             "meta_cloud" | "meta" => Ok(Provider::MetaCloud),
             "sinch" => Ok(Provider::Sinch),
+            "sunshine" | "sunshine_conversations" => Ok(Provider::Sunshine),
             other => Err(IngestError::UnknownProvider(other.to_owned())),
         }
     }
@@ -76,6 +81,7 @@ pub fn normalize(
     let normalized = match provider {
         Provider::MetaCloud => meta::normalize(body, received_at)?,
         Provider::Sinch => sinch::normalize(body, received_at)?,
+        Provider::Sunshine => sunshine::normalize(body, received_at)?,
     };
     limits.check_events(normalized.events.len())?;
     Ok(normalized)

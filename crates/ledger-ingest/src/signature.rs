@@ -85,6 +85,36 @@ pub fn verify_sinch_signature(
     }
 }
 
+/// Sunshine Conversations sends its webhook secret in this header.
+pub const SUNSHINE_SECRET_HEADER: &str = "X-API-Key";
+
+/// Checks a shared-secret header (Sunshine Conversations' `X-API-Key`) in constant time.
+pub fn verify_shared_secret(expected: &str, header: Option<&str>) -> Result<(), SignatureError> {
+    let given = header.ok_or(SignatureError::Missing)?;
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// Checks an `Authorization: Basic base64(user:password)` header (Sunshine Conversations
+/// integrations can use basic authentication instead), in constant time.
+pub fn verify_basic_auth(user: &str, password: &str, header: Option<&str>) -> Result<(), SignatureError> {
+    use base64::Engine as _;
+    let header = header.ok_or(SignatureError::Missing)?;
+    let encoded = header.trim().strip_prefix("Basic ").ok_or(SignatureError::Malformed)?;
+    let given = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| SignatureError::Malformed)?;
+    let expected = format!("{user}:{password}");
+    if bool::from(given.as_slice().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
 /// The query of Meta's GET verification request (`hub.mode`, `hub.verify_token`,
 /// `hub.challenge`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +207,20 @@ mod tests {
         );
         let unsigned = SinchSignature { signature: None, ..headers };
         assert_eq!(verify_sinch_signature(b"sinch-secret", b"{}", &unsigned), Err(SignatureError::Missing));
+    }
+
+    #[test]
+    fn sunshine_secret_and_basic_auth() {
+        assert_eq!(verify_shared_secret("s3cret", Some("s3cret")), Ok(()));
+        assert_eq!(verify_shared_secret("s3cret", Some("s3creT")), Err(SignatureError::Mismatch));
+        assert_eq!(verify_shared_secret("s3cret", None), Err(SignatureError::Missing));
+        // base64("ledger:pa55") = bGVkZ2VyOnBhNTU=
+        assert_eq!(verify_basic_auth("ledger", "pa55", Some("Basic bGVkZ2VyOnBhNTU=")), Ok(()));
+        assert_eq!(
+            verify_basic_auth("ledger", "other", Some("Basic bGVkZ2VyOnBhNTU=")),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(verify_basic_auth("ledger", "pa55", Some("Bearer x")), Err(SignatureError::Malformed));
     }
 
     #[test]

@@ -21,6 +21,7 @@ fn provider_for(folder: &str) -> Option<Provider> {
     match folder {
         "meta-cloud" => Some(Provider::MetaCloud),
         "sinch" => Some(Provider::Sinch),
+        "sunshine" => Some(Provider::Sunshine),
         _ => None,
     }
 }
