@@ -12,7 +12,9 @@ use ledger_ingest::{normalize, Limits, Provider};
 fn fixture_mix() -> Vec<(Provider, Vec<u8>)> {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/webhooks");
     let mut mix = Vec::new();
-    for (folder, provider) in [("meta-cloud", Provider::MetaCloud), ("sinch", Provider::Sinch)] {
+    for (folder, provider) in
+        [("meta-cloud", Provider::MetaCloud), ("sinch", Provider::Sinch), ("sunshine", Provider::Sunshine)]
+    {
         let mut paths: Vec<_> = std::fs::read_dir(root.join(folder))
             .expect("fixtures")
             .filter_map(Result::ok)

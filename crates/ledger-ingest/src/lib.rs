@@ -7,6 +7,7 @@
 //! reason, never silently dropped.
 
 mod error;
+pub mod gupshup;
 mod limits;
 pub mod meta;
 pub mod signature;
@@ -28,16 +29,20 @@ pub enum Provider {
     Sinch,
     /// Sunshine Conversations (Zendesk) v2 webhooks.
     Sunshine,
+    /// Gupshup: v3 (Meta's format relayed) and v2 (`message-event`, `billing-event`).
+    Gupshup,
 }
 
 impl Provider {
-    pub const ALL: &'static [Provider] = &[Provider::MetaCloud, Provider::Sinch, Provider::Sunshine];
+    pub const ALL: &'static [Provider] =
+        &[Provider::MetaCloud, Provider::Sinch, Provider::Sunshine, Provider::Gupshup];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::MetaCloud => "meta_cloud",
             Provider::Sinch => "sinch",
             Provider::Sunshine => "sunshine",
+            Provider::Gupshup => "gupshup",
         }
     }
 }
@@ -50,6 +55,7 @@ impl std::str::FromStr for Provider {
             "meta_cloud" | "meta" => Ok(Provider::MetaCloud),
             "sinch" => Ok(Provider::Sinch),
             "sunshine" | "sunshine_conversations" => Ok(Provider::Sunshine),
+            "gupshup" => Ok(Provider::Gupshup),
             other => Err(IngestError::UnknownProvider(other.to_owned())),
         }
     }
@@ -82,6 +88,7 @@ pub fn normalize(
         Provider::MetaCloud => meta::normalize(body, received_at)?,
         Provider::Sinch => sinch::normalize(body, received_at)?,
         Provider::Sunshine => sunshine::normalize(body, received_at)?,
+        Provider::Gupshup => gupshup::normalize(body, received_at)?,
     };
     limits.check_events(normalized.events.len())?;
     Ok(normalized)

@@ -31,6 +31,16 @@ const OBJECT: &str = "whatsapp_business_account";
 
 /// Normalizes one Cloud API webhook body.
 pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, IngestError> {
+    normalize_as(PROVIDER, body, received_at)
+}
+
+/// Normalizes a body in Meta's format relayed by `provider` (e.g. Gupshup's v3 events): the ids
+/// stay Meta's, the provider label is the relay's.
+pub(crate) fn normalize_as(
+    provider: &'static str,
+    body: &[u8],
+    received_at: Timestamp,
+) -> Result<Normalized, IngestError> {
     let webhook: Webhook<'_> = parse(body, &String::new)?;
     if webhook.object != OBJECT {
         return Err(IngestError::malformed(
@@ -43,7 +53,7 @@ pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, Inge
         if entry.id.is_empty() {
             return Err(IngestError::malformed(format!("entry[{e}].id"), "empty WABA id"));
         }
-        let ctx = Context { waba_id: &entry.id, entry_time: entry.time.map(|t| t.0), received_at };
+        let ctx = Context { provider, waba_id: &entry.id, entry_time: entry.time.map(|t| t.0), received_at };
         for (c, change) in entry.changes.iter().enumerate() {
             let path = || format!("entry[{e}].changes[{c}].value");
             normalize_change(&ctx, change, &path, &mut out)?;
@@ -53,6 +63,7 @@ pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, Inge
 }
 
 struct Context<'a> {
+    provider: &'static str,
     waba_id: &'a str,
     entry_time: Option<i64>,
     received_at: Timestamp,
@@ -65,7 +76,7 @@ impl Context<'_> {
             schema_version: SCHEMA_VERSION,
             event_time: Timestamp(at),
             receive_time: self.received_at,
-            provider: PROVIDER.to_owned(),
+            provider: self.provider.to_owned(),
             waba_id: self.waba_id.into(),
             contact,
             kind,
