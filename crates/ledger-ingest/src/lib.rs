@@ -10,6 +10,7 @@ mod error;
 pub mod gupshup;
 mod limits;
 pub mod meta;
+pub mod sends;
 pub mod signature;
 pub mod sinch;
 pub mod sunshine;
@@ -31,6 +32,8 @@ pub enum Provider {
     Sunshine,
     /// Gupshup: v3 (Meta's format relayed) and v2 (`message-event`, `billing-event`).
     Gupshup,
+    /// The business's own send records (`docs/send-records.md`).
+    SendRecords,
 }
 
 impl Provider {
@@ -43,6 +46,7 @@ impl Provider {
             Provider::Sinch => "sinch",
             Provider::Sunshine => "sunshine",
             Provider::Gupshup => "gupshup",
+            Provider::SendRecords => "send_records",
         }
     }
 }
@@ -56,6 +60,7 @@ impl std::str::FromStr for Provider {
             "sinch" => Ok(Provider::Sinch),
             "sunshine" | "sunshine_conversations" => Ok(Provider::Sunshine),
             "gupshup" => Ok(Provider::Gupshup),
+            "send_records" | "sends" => Ok(Provider::SendRecords),
             other => Err(IngestError::UnknownProvider(other.to_owned())),
         }
     }
@@ -89,6 +94,7 @@ pub fn normalize(
         Provider::Sinch => sinch::normalize(body, received_at)?,
         Provider::Sunshine => sunshine::normalize(body, received_at)?,
         Provider::Gupshup => gupshup::normalize(body, received_at)?,
+        Provider::SendRecords => sends::normalize(body, received_at)?,
     };
     limits.check_events(normalized.events.len())?;
     Ok(normalized)
