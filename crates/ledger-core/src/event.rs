@@ -115,6 +115,7 @@ pub enum EventKind {
     MessageStatus(MessageStatus),
     TemplateCategoryChange(TemplateCategoryChange),
     AccountSettings(AccountSettings),
+    VolumeTierUpdate(VolumeTierUpdate),
 }
 
 impl EventKind {
@@ -125,6 +126,7 @@ impl EventKind {
             EventKind::MessageStatus(_) => "message_status",
             EventKind::TemplateCategoryChange(_) => "template_category_change",
             EventKind::AccountSettings(_) => "account_settings",
+            EventKind::VolumeTierUpdate(_) => "volume_tier_update",
         }
     }
 
@@ -134,7 +136,7 @@ impl EventKind {
     pub fn rank(&self) -> u8 {
         match self {
             EventKind::AccountSettings(_) => 0,
-            EventKind::TemplateCategoryChange(_) => 1,
+            EventKind::TemplateCategoryChange(_) | EventKind::VolumeTierUpdate(_) => 1,
             EventKind::InboundMessage(_) => 2,
             EventKind::SendRecord(_) => 3,
             EventKind::MessageStatus(_) => 4,
@@ -172,6 +174,15 @@ pub struct EntryPoint {
     pub ctwa_clid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headline: Option<String>,
+    /// The ad's primary text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// `image` or `video`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The ad's `image_url` or `video_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_url: Option<String>,
 }
 
 /// The business's own record of a message it sent.
@@ -307,6 +318,23 @@ pub struct TemplateCategoryChange {
     pub effective_at: Timestamp,
 }
 
+/// Meta placed the business in a new volume tier for a market and category (R54, R55): input to
+/// pricing, kept in the log; the fold itself does not use it. Duplicates of one change can arrive
+/// with different `tier_update_time`s; the smallest is authoritative.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeTierUpdate {
+    /// As reported, e.g. `UTILITY`.
+    pub pricing_category: String,
+    /// The market, e.g. `India`.
+    pub region: String,
+    /// `LOWER:UPPER` bounds of the tier (`UPPER` may be `MAX`).
+    pub tier: String,
+    /// The month the tier applies to.
+    pub effective_month: crate::time::LocalMonth,
+    pub tier_update_time: Timestamp,
+}
+
 /// Account (WABA) settings.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -360,6 +388,7 @@ impl Event {
             EventKind::MessageStatus(s) => non_empty(s.message_id.as_str(), "message_id"),
             EventKind::TemplateCategoryChange(c) => non_empty(&c.name, "name"),
             EventKind::AccountSettings(s) => parse_time_zone(&s.time_zone).map(|_| ()),
+            EventKind::VolumeTierUpdate(t) => non_empty(&t.tier, "tier").and(non_empty(&t.region, "region")),
         }
     }
 

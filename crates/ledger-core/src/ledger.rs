@@ -107,6 +107,8 @@ impl Ledger {
                 catalog.record(&event.event_id, change);
                 refold_all = true;
             }
+            // Pricing input (R55): kept with the account, no effect on the fold.
+            EventKind::VolumeTierUpdate(_) => {}
             _ => unreachable!("validate() rejects contact-scoped events without a contact"),
         }
         let waba_id = event.waba_id.clone();

@@ -28,7 +28,7 @@ pub use era::{AccountClock, Era};
 pub use event::{
     AccountSettings, ContactKey, DeliveryStatus, EntryPoint, Event, EventError, EventId, EventKind,
     InboundMessage, MessageId, MessageStatus, ReportedPricing, SendContent, SendRecord, StatusError,
-    TemplateCategoryChange, TemplateUse, WabaId, SCHEMA_VERSION,
+    TemplateCategoryChange, TemplateUse, VolumeTierUpdate, WabaId, SCHEMA_VERSION,
 };
 pub use explain::{explain, Explanation};
 pub use fact::{Charge, Fact, FreeReason};

@@ -100,6 +100,14 @@ struct Referral {
     ctwa_clid: Option<String>,
     #[serde(default)]
     headline: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    image_url: Option<String>,
+    #[serde(default)]
+    video_url: Option<String>,
 }
 
 /// Normalizes one Conversation API callback body.
@@ -268,5 +276,8 @@ fn referral(metadata: Option<&str>) -> Option<EntryPoint> {
         source_type: referral.source_type,
         ctwa_clid: referral.ctwa_clid,
         headline: referral.headline,
+        body: referral.body,
+        media_type: referral.media_type,
+        media_url: referral.image_url.or(referral.video_url),
     })
 }

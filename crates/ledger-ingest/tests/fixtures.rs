@@ -77,10 +77,13 @@ fn describe(normalized: &Normalized, out: &mut String) {
                 if let Some(ep) = &m.entry_point {
                     let _ = write!(
                         out,
-                        " entry_point(source_type={:?} source_id={:?} ctwa_clid={})",
+                        " entry_point(source_type={:?} source_id={:?} ctwa_clid={} headline={:?} body={:?} media={:?})",
                         ep.source_type.as_deref().unwrap_or(""),
                         ep.source_id.as_deref().unwrap_or(""),
-                        if ep.ctwa_clid.is_some() { "yes" } else { "no" }
+                        if ep.ctwa_clid.is_some() { "yes" } else { "no" },
+                        ep.headline.as_deref().unwrap_or(""),
+                        ep.body.as_deref().unwrap_or(""),
+                        ep.media_type.as_deref().unwrap_or(""),
                     );
                 }
             }
@@ -111,6 +114,13 @@ fn describe(normalized: &Normalized, out: &mut String) {
                     out,
                     " category_change {} {} -> {} at {}",
                     c.name, c.language, c.category, c.effective_at.0
+                );
+            }
+            EventKind::VolumeTierUpdate(t) => {
+                let _ = write!(
+                    out,
+                    " volume_tier {} {} tier={} month={} at={}",
+                    t.pricing_category, t.region, t.tier, t.effective_month, t.tier_update_time.0
                 );
             }
             EventKind::SendRecord(_) | EventKind::AccountSettings(_) => {

@@ -114,6 +114,9 @@ impl From<&core::Event> for v1::Event {
                     source_type: e.source_type.clone(),
                     ctwa_clid: e.ctwa_clid.clone(),
                     headline: e.headline.clone(),
+                    body: e.body.clone(),
+                    media_type: e.media_type.clone(),
+                    media_url: e.media_url.clone(),
                 }),
             }),
             core::EventKind::SendRecord(s) => Kind::SendRecord(v1::SendRecord {
@@ -155,6 +158,13 @@ impl From<&core::Event> for v1::Event {
                 currency: a.currency.clone(),
                 business_id: a.business_id.clone(),
             }),
+            core::EventKind::VolumeTierUpdate(t) => Kind::VolumeTierUpdate(v1::VolumeTierUpdate {
+                pricing_category: t.pricing_category.clone(),
+                region: t.region.clone(),
+                tier: t.tier.clone(),
+                effective_month: t.effective_month.to_string(),
+                tier_update_time: t.tier_update_time.0,
+            }),
         };
         v1::Event {
             event_id: event.event_id.to_string(),
@@ -186,6 +196,9 @@ impl TryFrom<v1::Event> for core::Event {
                     source_type: e.source_type,
                     ctwa_clid: e.ctwa_clid,
                     headline: e.headline,
+                    body: e.body,
+                    media_type: e.media_type,
+                    media_url: e.media_url,
                 }),
             }),
             Kind::SendRecord(s) => {
@@ -227,6 +240,16 @@ impl TryFrom<v1::Event> for core::Event {
                 time_zone: a.time_zone,
                 currency: a.currency,
                 business_id: a.business_id,
+            }),
+            Kind::VolumeTierUpdate(t) => core::EventKind::VolumeTierUpdate(core::VolumeTierUpdate {
+                effective_month: t.effective_month.parse().map_err(|_| ConvertError::Unknown {
+                    field: "volume_tier_update.effective_month",
+                    value: t.effective_month.clone(),
+                })?,
+                pricing_category: t.pricing_category,
+                region: t.region,
+                tier: t.tier,
+                tier_update_time: Timestamp(t.tier_update_time),
             }),
         };
         Ok(core::Event {

@@ -3,8 +3,9 @@
 
 use ledger_core::{
     AccountSettings, ContactKey, DeliveryStatus, EntryPoint, Event, EventKind, InboundMessage, Ledger,
-    LedgerConfig, MessageStatus, PricingModel, PricingType, ReportedCategory, ReportedPricing, SendContent,
-    SendRecord, StatusError, TemplateCategory, TemplateCategoryChange, TemplateUse, Timestamp,
+    LedgerConfig, LocalMonth, MessageStatus, PricingModel, PricingType, ReportedCategory, ReportedPricing,
+    SendContent, SendRecord, StatusError, TemplateCategory, TemplateCategoryChange, TemplateUse, Timestamp,
+    VolumeTierUpdate,
 };
 use ledger_proto::{decode_event, encode_event, v1, ConvertError, DecodeError};
 use proptest::prelude::*;
@@ -79,16 +80,29 @@ fn reported() -> impl Strategy<Value = ReportedPricing> {
         )
 }
 
+fn entry_point() -> impl Strategy<Value = EntryPoint> {
+    ((opt_text(), opt_text(), opt_text(), opt_text()), (opt_text(), opt_text(), opt_text(), opt_text()))
+        .prop_map(
+            |((source_id, source_url, source_type, ctwa_clid), (headline, body, media_type, media_url))| {
+                EntryPoint {
+                    source_id,
+                    source_url,
+                    source_type,
+                    ctwa_clid,
+                    headline,
+                    body,
+                    media_type,
+                    media_url,
+                }
+            },
+        )
+}
+
 fn kind() -> impl Strategy<Value = EventKind> {
     prop_oneof![
-        (text(), prop::option::of((opt_text(), opt_text(), opt_text(), opt_text(), opt_text()))).prop_map(
-            |(id, entry)| EventKind::InboundMessage(InboundMessage {
-                message_id: id.into(),
-                entry_point: entry.map(|(source_id, source_url, source_type, ctwa_clid, headline)| {
-                    EntryPoint { source_id, source_url, source_type, ctwa_clid, headline }
-                }),
-            })
-        ),
+        (text(), prop::option::of(entry_point())).prop_map(|(id, entry_point)| {
+            EventKind::InboundMessage(InboundMessage { message_id: id.into(), entry_point })
+        }),
         (text(), opt_text(), prop::option::of((text(), text(), template_category())), text(), any::<bool>())
             .prop_map(|(id, recipient, template, kind, marketing_lite)| {
                 EventKind::SendRecord(SendRecord {
@@ -138,6 +152,17 @@ fn kind() -> impl Strategy<Value = EventKind> {
         (text(), opt_text(), opt_text()).prop_map(|(time_zone, currency, business_id)| {
             EventKind::AccountSettings(AccountSettings { time_zone, currency, business_id })
         }),
+        (text(), text(), text(), 2000i32..2100, 1u32..13, any::<i64>()).prop_map(
+            |(pricing_category, region, tier, year, month, at)| EventKind::VolumeTierUpdate(
+                VolumeTierUpdate {
+                    pricing_category,
+                    region,
+                    tier,
+                    effective_month: LocalMonth { year, month },
+                    tier_update_time: Timestamp(at),
+                }
+            )
+        ),
     ]
 }
 

@@ -42,7 +42,7 @@ const DELIVERY_RANK: u8 = 1;
 struct InboundObs {
     at: Timestamp,
     event_id: EventId,
-    entry_point: Option<EntryPoint>,
+    entry_point: Option<Arc<EntryPoint>>,
 }
 
 /// The result of offering an event to a ledger (ARCHITECTURE decision 4).
@@ -112,7 +112,7 @@ impl ContactLedger {
         let Event { event_id, event_time: at, kind, .. } = event;
         match kind {
             EventKind::InboundMessage(inbound) => {
-                let obs = InboundObs { at, event_id, entry_point: inbound.entry_point };
+                let obs = InboundObs { at, event_id, entry_point: inbound.entry_point.map(Arc::new) };
                 let key = OccurrenceKey { at, rank: INBOUND_RANK, id: obs.event_id.0.clone() };
                 let index = self.inbound.partition_point(|p| (p.at, &p.event_id) < (obs.at, &obs.event_id));
                 self.inbound.insert(index, obs);
@@ -143,7 +143,9 @@ impl ContactLedger {
                 self.messages.entry(message_id.clone()).or_default().add_status(obs);
                 self.on_message_changed(&message_id, before, ctx, diff);
             }
-            EventKind::TemplateCategoryChange(_) | EventKind::AccountSettings(_) => {
+            EventKind::TemplateCategoryChange(_)
+            | EventKind::AccountSettings(_)
+            | EventKind::VolumeTierUpdate(_) => {
                 debug_assert!(false, "account-level events are routed by the ledger");
             }
         }

@@ -82,7 +82,8 @@ pub(crate) struct EntryWindow {
 pub(crate) struct PendingEntry {
     pub at: Timestamp,
     pub event_id: EventId,
-    pub entry_point: EntryPoint,
+    /// Shared with the inbound observation: re-folds clone it often.
+    pub entry_point: Arc<EntryPoint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +123,7 @@ impl PairState {
     /// R1: a user message opens or resets the window; a qualifying referral records a pending
     /// entry unless an entry point window is already open. Q3 (open): a newer entry message
     /// replaces an unanswered one, so the deadline runs from the latest ad click.
-    pub fn on_inbound(&mut self, at: Timestamp, event_id: &EventId, entry_point: Option<&EntryPoint>) {
+    pub fn on_inbound(&mut self, at: Timestamp, event_id: &EventId, entry_point: Option<&Arc<EntryPoint>>) {
         self.expire(at);
         self.service_window = Some(ServiceWindow {
             until: at.plus(CUSTOMER_SERVICE_WINDOW_SECONDS),

@@ -17,14 +17,16 @@ use std::borrow::Cow;
 use ledger_core::{
     ContactKey, DeliveryStatus, EntryPoint, Event, EventKind, InboundMessage, MessageStatus, PricingModel,
     PricingType, ReportedCategory, ReportedPricing, StatusError, TemplateCategory, TemplateCategoryChange,
-    Timestamp, SCHEMA_VERSION,
+    Timestamp, VolumeTierUpdate, SCHEMA_VERSION,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::IngestError;
 use crate::{Normalized, Skipped};
-use payload::{CategoryUpdate, Change, InboundMessagePayload, MessagesValue, StatusPayload, Webhook};
+use payload::{
+    AccountUpdate, CategoryUpdate, Change, InboundMessagePayload, MessagesValue, StatusPayload, Webhook,
+};
 
 pub const PROVIDER: &str = "meta_cloud";
 const OBJECT: &str = "whatsapp_business_account";
@@ -118,10 +120,7 @@ fn normalize_change(
         "template_category_update" => {
             normalize_category_update(ctx, parse_value(change.value, path)?, path, out)
         }
-        "account_update" => {
-            skip(out, "account_update (incl. VOLUME_BASED_PRICING_TIER_UPDATE, R55) is pricing input, not a folded event");
-            Ok(())
-        }
+        "account_update" => normalize_account_update(ctx, parse_value(change.value, path)?, path, out),
         _ => {
             skip(out, "this webhook field carries no billing or eligibility event");
             Ok(())
@@ -189,6 +188,9 @@ fn inbound_event(
         source_type: r.source_type.as_deref().map(str::to_owned),
         ctwa_clid: r.ctwa_clid.as_deref().map(str::to_owned),
         headline: r.headline.as_deref().map(str::to_owned),
+        body: r.body.as_deref().map(str::to_owned),
+        media_type: r.media_type.as_deref().map(str::to_owned),
+        media_url: r.image_url.as_deref().or(r.video_url.as_deref()).map(str::to_owned),
     });
     let kind =
         EventKind::InboundMessage(InboundMessage { message_id: message.id.as_ref().into(), entry_point });
@@ -315,5 +317,39 @@ fn normalize_category_update(
         effective_at: Timestamp(effective_at),
     });
     out.events.push(ctx.event(id, effective_at, None, kind));
+    Ok(())
+}
+
+/// R55: `VOLUME_BASED_PRICING_TIER_UPDATE` becomes an account-level event for pricing. Other
+/// account updates (ban, review, auth-international eligibility …) are skipped with a reason.
+fn normalize_account_update(
+    ctx: &Context<'_>,
+    update: AccountUpdate<'_>,
+    path: PathFn<'_>,
+    out: &mut Normalized,
+) -> Result<(), IngestError> {
+    let (Some("VOLUME_BASED_PRICING_TIER_UPDATE"), Some(info)) =
+        (update.event.as_deref(), update.volume_tier_info)
+    else {
+        let reason = "an account_update other than a volume tier update carries no folded event";
+        out.skipped.push(Skipped { path: path(), reason });
+        return Ok(());
+    };
+    let effective_month = info.effective_month.parse().map_err(|reason: String| {
+        IngestError::malformed(format!("{}.volume_tier_info.effective_month", path()), reason)
+    })?;
+    let at = info.tier_update_time.0;
+    let id = format!(
+        "meta:tier:{}:{}:{}:{}:{}:{at}",
+        ctx.waba_id, info.pricing_category, info.region, info.effective_month, info.tier
+    );
+    let kind = EventKind::VolumeTierUpdate(VolumeTierUpdate {
+        pricing_category: info.pricing_category.into_owned(),
+        region: info.region.into_owned(),
+        tier: info.tier.into_owned(),
+        effective_month,
+        tier_update_time: Timestamp(at),
+    });
+    out.events.push(ctx.event(id, at, None, kind));
     Ok(())
 }

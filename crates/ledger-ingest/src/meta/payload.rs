@@ -87,6 +87,14 @@ pub(super) struct Referral<'a> {
     pub headline: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub ctwa_clid: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub body: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub media_type: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub image_url: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub video_url: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +155,27 @@ pub(super) struct ErrorPayload<'a> {
     pub code: i64,
     #[serde(default, borrow)]
     pub title: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AccountUpdate<'a> {
+    #[serde(default, borrow)]
+    pub event: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub volume_tier_info: Option<VolumeTierInfo<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct VolumeTierInfo<'a> {
+    pub tier_update_time: UnixSeconds,
+    #[serde(borrow)]
+    pub pricing_category: Cow<'a, str>,
+    #[serde(borrow)]
+    pub tier: Cow<'a, str>,
+    #[serde(borrow)]
+    pub effective_month: Cow<'a, str>,
+    #[serde(borrow)]
+    pub region: Cow<'a, str>,
 }
 
 #[derive(Debug, Deserialize)]
