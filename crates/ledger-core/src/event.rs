@@ -113,6 +113,7 @@ pub enum EventKind {
     InboundMessage(InboundMessage),
     SendRecord(SendRecord),
     MessageStatus(MessageStatus),
+    PricingReport(PricingReport),
     TemplateCategoryChange(TemplateCategoryChange),
     AccountSettings(AccountSettings),
     VolumeTierUpdate(VolumeTierUpdate),
@@ -124,6 +125,7 @@ impl EventKind {
             EventKind::InboundMessage(_) => "inbound_message",
             EventKind::SendRecord(_) => "send_record",
             EventKind::MessageStatus(_) => "message_status",
+            EventKind::PricingReport(_) => "pricing_report",
             EventKind::TemplateCategoryChange(_) => "template_category_change",
             EventKind::AccountSettings(_) => "account_settings",
             EventKind::VolumeTierUpdate(_) => "volume_tier_update",
@@ -139,12 +141,18 @@ impl EventKind {
             EventKind::TemplateCategoryChange(_) | EventKind::VolumeTierUpdate(_) => 1,
             EventKind::InboundMessage(_) => 2,
             EventKind::SendRecord(_) => 3,
-            EventKind::MessageStatus(_) => 4,
+            EventKind::MessageStatus(_) | EventKind::PricingReport(_) => 4,
         }
     }
 
     pub fn is_contact_scoped(&self) -> bool {
-        matches!(self, EventKind::InboundMessage(_) | EventKind::SendRecord(_) | EventKind::MessageStatus(_))
+        matches!(
+            self,
+            EventKind::InboundMessage(_)
+                | EventKind::SendRecord(_)
+                | EventKind::MessageStatus(_)
+                | EventKind::PricingReport(_)
+        )
     }
 }
 
@@ -307,6 +315,16 @@ impl ReportedPricing {
     }
 }
 
+/// A provider's pricing for one business message, reported apart from any delivery status
+/// (e.g. Gupshup's billing events). Kept for reconciliation; the fold uses it as the provider's
+/// report only when no status of the message carries one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PricingReport {
+    pub message_id: MessageId,
+    pub reported: ReportedPricing,
+}
+
 /// Meta re-categorised a template (R90): from `effective_at` on, uses of it are billed as
 /// `category` (R8).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -386,6 +404,7 @@ impl Event {
             EventKind::InboundMessage(m) => non_empty(m.message_id.as_str(), "message_id"),
             EventKind::SendRecord(s) => non_empty(s.message_id.as_str(), "message_id"),
             EventKind::MessageStatus(s) => non_empty(s.message_id.as_str(), "message_id"),
+            EventKind::PricingReport(r) => non_empty(r.message_id.as_str(), "message_id"),
             EventKind::TemplateCategoryChange(c) => non_empty(&c.name, "name"),
             EventKind::AccountSettings(s) => parse_time_zone(&s.time_zone).map(|_| ()),
             EventKind::VolumeTierUpdate(t) => non_empty(&t.tier, "tier").and(non_empty(&t.region, "region")),

@@ -27,8 +27,8 @@ pub use contact::{Eligibility, Ingested, SendPreview};
 pub use era::{AccountClock, Era};
 pub use event::{
     AccountSettings, ContactKey, DeliveryStatus, EntryPoint, Event, EventError, EventId, EventKind,
-    InboundMessage, MessageId, MessageStatus, ReportedPricing, SendContent, SendRecord, StatusError,
-    TemplateCategoryChange, TemplateUse, VolumeTierUpdate, WabaId, SCHEMA_VERSION,
+    InboundMessage, MessageId, MessageStatus, PricingReport, ReportedPricing, SendContent, SendRecord,
+    StatusError, TemplateCategoryChange, TemplateUse, VolumeTierUpdate, WabaId, SCHEMA_VERSION,
 };
 pub use explain::{explain, Explanation};
 pub use fact::{Charge, Fact, FreeReason};

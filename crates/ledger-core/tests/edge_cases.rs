@@ -280,3 +280,48 @@ fn explain_names_rules_and_events() {
         .any(|e| e.as_str() == format!("status:{reply}:delivered:{}", g.time(1.0).0)));
     assert!(explanation.summary.contains("free (entry_point)"), "{}", explanation.summary);
 }
+
+fn pricing_report(g: &Given, message: &str, h: f64, report: ReportedPricing) -> ledger_core::Event {
+    ledger_core::Event {
+        event_id: format!("billing:{message}").into(),
+        schema_version: 1,
+        event_time: g.time(h),
+        receive_time: g.time(h),
+        provider: "test".into(),
+        waba_id: WABA.into(),
+        contact: Some(g.contact()),
+        kind: EventKind::PricingReport(ledger_core::PricingReport {
+            message_id: message.into(),
+            reported: report,
+        }),
+    }
+}
+
+#[test]
+fn a_pricing_report_outside_statuses_classifies_a_held_delivery() {
+    let mut g = Given::at(ERA4);
+    let id = "wamid.BILLED".to_owned();
+    g.status(&id, DeliveryStatus::Delivered, 1.0);
+    assert!(g.fold().entries().is_empty(), "held: nothing says what kind of message it was");
+    let report = pricing_report(&g, &id, 1.5, reported(ReportedCategory::Utility, PricingType::Regular));
+    g.events.push(report);
+    let then = g.fold();
+    let (entry, m) = then.message(&id);
+    assert!(entry.billable, "a utility template outside the window is charged");
+    assert_eq!(
+        (m.category, m.classification.source),
+        (PricingCategory::Utility, ClassSource::ProviderReported)
+    );
+}
+
+#[test]
+fn a_status_report_takes_precedence_over_a_separate_pricing_report() {
+    let mut g = Given::at(ERA4);
+    let id = "wamid.BOTH".to_owned();
+    let on_status = reported(ReportedCategory::Marketing, PricingType::Regular);
+    g.status_reported(&id, DeliveryStatus::Delivered, 1.0, Some(on_status));
+    let separate = pricing_report(&g, &id, 2.0, reported(ReportedCategory::Utility, PricingType::Regular));
+    g.events.push(separate);
+    let (_, m) = g.fold().message(&id);
+    assert_eq!(m.category, PricingCategory::Marketing);
+}

@@ -4,17 +4,19 @@
 //!   adapter, labelled `gupshup`, ids kept Meta's.
 //! - v2 `message-event` (enqueued/sent/delivered/read/failed of a message, with CBP
 //!   `conversation` and `pricing` where Gupshup forwards them).
-//! - v2 `billing-event` (a deduction for a message) is the provider's charge, input to
-//!   reconciliation, not a delivery: skipped with that reason; other v2 types likewise.
+//! - v2 `billing-event` (a deduction for a message): the provider's pricing for it, as a
+//!   `pricing_report` event (kept for reconciliation; used by the fold only where no status
+//!   reports pricing). Other v2 types carry no delivery and are skipped with a reason.
 //!
 //! v2 events name the Gupshup app, not the WABA or Meta's phone number id: both default to
-//! `gupshup:<app>`. Event ids: `gupshup:status:<message id>:<status>`.
+//! `gupshup:<app>`. Event ids: `gupshup:status:<message id>:<status>`,
+//! `gupshup:billing:<message id>`.
 
 use std::borrow::Cow;
 
 use ledger_core::{
-    ContactKey, DeliveryStatus, Event, EventKind, MessageStatus, PricingModel, ReportedCategory,
-    ReportedPricing, Timestamp, SCHEMA_VERSION,
+    ContactKey, DeliveryStatus, Event, EventKind, MessageStatus, PricingModel, PricingReport, PricingType,
+    ReportedCategory, ReportedPricing, Timestamp, SCHEMA_VERSION,
 };
 use serde::Deserialize;
 
@@ -38,8 +40,41 @@ struct V2<'a> {
     timestamp: i64,
     #[serde(borrow, rename = "type")]
     kind: Cow<'a, str>,
+    /// Parsed by `type`.
     #[serde(default, borrow)]
-    payload: Option<MessageEvent<'a>>,
+    payload: Option<&'a serde_json::value::RawValue>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BillingEvent<'a> {
+    #[serde(borrow)]
+    deductions: Deductions<'a>,
+    #[serde(borrow)]
+    references: References<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Deductions<'a> {
+    #[serde(default, borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    source: Option<Cow<'a, str>>,
+    #[serde(default)]
+    billable: Option<bool>,
+    #[serde(default, borrow)]
+    category: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct References<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(default, borrow, rename = "conversationId")]
+    conversation_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    destination: Cow<'a, str>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,17 +130,32 @@ pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, Inge
         serde_path_to_error::deserialize(&mut deserializer).map_err(|e| IngestError::from_serde("", e))
     })?;
     let mut out = Normalized::default();
-    if event.kind != "message-event" {
-        let reason = match event.kind.as_ref() {
-            "billing-event" => {
-                "billing-event: the provider's charge for a message, input to reconciliation, not a delivery"
+    let sender = format!("gupshup:{}", event.app);
+    let at = event.timestamp.div_euclid(1_000);
+    match event.kind.as_ref() {
+        "message-event" => {}
+        "billing-event" => {
+            let raw = event.payload.ok_or_else(|| IngestError::malformed("payload", "missing"))?;
+            let billing: BillingEvent<'_> = parse_payload(raw)?;
+            if billing.deductions.source.as_deref().is_some_and(|s| s != "whatsapp") {
+                out.skipped
+                    .push(Skipped { path: "payload.deductions.source".into(), reason: "not WhatsApp" });
+                return Ok(out);
             }
-            _ => "a v2 event type that carries no message delivery",
-        };
-        out.skipped.push(Skipped { path: "type".into(), reason });
-        return Ok(out);
+            out.events.push(billing_event(&billing, &sender, at, received_at)?);
+            return Ok(out);
+        }
+        _ => {
+            out.skipped.push(Skipped {
+                path: "type".into(),
+                reason: "a v2 event type that carries no message delivery",
+            });
+            return Ok(out);
+        }
     }
-    let message = event.payload.as_ref().ok_or_else(|| IngestError::malformed("payload", "missing"))?;
+    let raw = event.payload.ok_or_else(|| IngestError::malformed("payload", "missing"))?;
+    let message: MessageEvent<'_> = parse_payload(raw)?;
+    let message = &message;
     let status = match message.kind.as_deref() {
         Some("enqueued") | Some("sent") => DeliveryStatus::Sent,
         Some("delivered") => DeliveryStatus::Delivered,
@@ -130,8 +180,7 @@ pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, Inge
         .map(|d| d.trim_start_matches('+'))
         .filter(|d| !d.is_empty())
         .ok_or_else(|| IngestError::malformed("payload.destination", "missing"))?;
-    let at = message.payload.as_ref().and_then(|p| p.ts).map_or(event.timestamp.div_euclid(1_000), |t| t.0);
-    let sender = format!("gupshup:{}", event.app);
+    let at = message.payload.as_ref().and_then(|p| p.ts).map_or(at, |t| t.0);
     let reported = reported(message);
     let kind = EventKind::MessageStatus(MessageStatus {
         message_id: id.into(),
@@ -152,6 +201,57 @@ pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, Inge
         kind,
     });
     Ok(out)
+}
+
+fn parse_payload<'a, T: Deserialize<'a>>(raw: &'a serde_json::value::RawValue) -> Result<T, IngestError> {
+    serde_json::from_str(raw.get()).or_else(|_| {
+        let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| IngestError::from_serde("payload", e))
+    })
+}
+
+/// A deduction: `type` is the pricing type (`regular` …) or, in CBP examples, the category
+/// (`marketing_lite`).
+fn billing_event(
+    billing: &BillingEvent<'_>,
+    sender: &str,
+    at: i64,
+    received_at: Timestamp,
+) -> Result<Event, IngestError> {
+    let d = &billing.deductions;
+    let r = &billing.references;
+    if r.id.is_empty() {
+        return Err(IngestError::malformed("payload.references.id", "empty message id"));
+    }
+    let user = r.destination.trim_start_matches('+');
+    if user.is_empty() {
+        return Err(IngestError::malformed("payload.references.destination", "empty destination"));
+    }
+    let pricing_type = d.kind.as_deref().and_then(PricingType::parse);
+    let category = d
+        .category
+        .as_deref()
+        .or(d.kind.as_deref().filter(|_| pricing_type.is_none()))
+        .map(ReportedCategory::parse);
+    let reported = ReportedPricing {
+        pricing_model: d.model.as_deref().and_then(PricingModel::parse),
+        category,
+        pricing_type,
+        billable: d.billable,
+        conversation_id: r.conversation_id.as_deref().map(str::to_owned),
+        conversation_origin: None,
+        conversation_expires_at: None,
+    };
+    Ok(Event {
+        event_id: format!("gupshup:billing:{}", r.id).into(),
+        schema_version: SCHEMA_VERSION,
+        event_time: Timestamp(at),
+        receive_time: received_at,
+        provider: PROVIDER.to_owned(),
+        waba_id: sender.into(),
+        contact: Some(ContactKey::new(sender, user)),
+        kind: EventKind::PricingReport(PricingReport { message_id: r.id.as_ref().into(), reported }),
+    })
 }
 
 /// Gupshup's CBP shorthands: FEP (free entry point), UIC / BIC (user- / business-initiated).

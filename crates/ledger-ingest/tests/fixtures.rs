@@ -116,6 +116,19 @@ fn describe(normalized: &Normalized, out: &mut String) {
                     c.name, c.language, c.category, c.effective_at.0
                 );
             }
+            EventKind::PricingReport(p) => {
+                let r = &p.reported;
+                let _ = write!(
+                    out,
+                    " pricing_report of {} (model={:?} category={:?} type={:?} billable={:?} conversation={:?})",
+                    p.message_id,
+                    r.pricing_model,
+                    r.category.as_ref().map(|c| c.as_str()),
+                    r.pricing_type.map(|t| t.as_str()),
+                    r.billable,
+                    r.conversation_id
+                );
+            }
             EventKind::VolumeTierUpdate(t) => {
                 let _ = write!(
                     out,

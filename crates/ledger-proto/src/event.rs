@@ -145,6 +145,10 @@ impl From<&core::Event> for v1::Event {
                     .collect(),
                 reported: s.reported.as_ref().map(reported_to_proto),
             }),
+            core::EventKind::PricingReport(r) => Kind::PricingReport(v1::PricingReport {
+                message_id: r.message_id.to_string(),
+                reported: Some(reported_to_proto(&r.reported)),
+            }),
             core::EventKind::TemplateCategoryChange(c) => {
                 Kind::TemplateCategoryChange(v1::TemplateCategoryChange {
                     name: c.name.clone(),
@@ -227,6 +231,12 @@ impl TryFrom<v1::Event> for core::Event {
                     .map(|e| core::StatusError { code: e.code, title: e.title })
                     .collect(),
                 reported: s.reported.map(reported_from_proto).transpose()?,
+            }),
+            Kind::PricingReport(r) => core::EventKind::PricingReport(core::PricingReport {
+                message_id: r.message_id.into(),
+                reported: reported_from_proto(
+                    r.reported.ok_or(ConvertError::Missing("pricing_report.reported"))?,
+                )?,
             }),
             Kind::TemplateCategoryChange(c) => {
                 core::EventKind::TemplateCategoryChange(core::TemplateCategoryChange {

@@ -141,6 +141,9 @@ fn kind() -> impl Strategy<Value = EventKind> {
                     reported,
                 })
             }),
+        (text(), reported()).prop_map(|(id, reported)| {
+            EventKind::PricingReport(ledger_core::PricingReport { message_id: id.into(), reported })
+        }),
         (text(), text(), template_category(), any::<i64>()).prop_map(|(name, language, category, at)| {
             EventKind::TemplateCategoryChange(TemplateCategoryChange {
                 name,

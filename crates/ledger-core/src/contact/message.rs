@@ -52,6 +52,8 @@ impl StatusObs {
 pub(crate) struct MessageState {
     pub send: Option<SendObs>,
     pub statuses: Vec<StatusObs>,
+    /// Pricing reports outside statuses, by (time, event id).
+    pub reports: Vec<(Timestamp, EventId, Arc<ReportedPricing>)>,
 }
 
 impl MessageState {
@@ -77,6 +79,11 @@ impl MessageState {
                     || (obs.status == DeliveryStatus::Sent && self.send.is_none())
             }
         }
+    }
+
+    pub fn add_report(&mut self, at: Timestamp, event_id: EventId, reported: ReportedPricing) {
+        let index = self.reports.partition_point(|(t, id, _)| (*t, id) < (at, &event_id));
+        self.reports.insert(index, (at, event_id, Arc::new(reported)));
     }
 
     pub fn add_status(&mut self, obs: StatusObs) {
@@ -108,6 +115,7 @@ impl MessageState {
             .find(with_outcome)
             .or_else(|| self.statuses.iter().find(with_outcome))
             .and_then(|s| s.reported.as_ref())
+            .or_else(|| self.reports.iter().map(|(_, _, r)| r).find(|r| r.has_outcome()))
     }
 
     pub fn recipient(&self) -> Option<&Arc<str>> {

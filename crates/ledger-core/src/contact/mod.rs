@@ -143,6 +143,16 @@ impl ContactLedger {
                 self.messages.entry(message_id.clone()).or_default().add_status(obs);
                 self.on_message_changed(&message_id, before, ctx, diff);
             }
+            EventKind::PricingReport(report) => {
+                let message_id = report.message_id.clone();
+                let before = self.delivery_of(&message_id, ctx);
+                self.messages.entry(message_id.clone()).or_default().add_report(
+                    at,
+                    event_id,
+                    report.reported,
+                );
+                self.on_message_changed(&message_id, before, ctx, diff);
+            }
             EventKind::TemplateCategoryChange(_)
             | EventKind::AccountSettings(_)
             | EventKind::VolumeTierUpdate(_) => {
