@@ -1,7 +1,8 @@
 //! Normalization throughput over the fixture mix, per core: webhooks/s and MB/s of JSON.
 //!
-//! The mix is every fixture of a provider with an adapter, each a real payload from public docs
-//! and libraries (`../shared/fixtures/webhooks/SOURCES.md`), normalized in turn.
+//! The mix is every fixture of a provider with an adapter (Meta Cloud API, Sinch, Sunshine
+//! Conversations, Gupshup), each a real payload from public docs and libraries
+//! (`../shared/fixtures/webhooks/SOURCES.md`), normalized in turn.
 
 use std::hint::black_box;
 
@@ -11,10 +12,15 @@ use ledger_ingest::{normalize, Limits, Provider};
 
 fn fixture_mix() -> Vec<(Provider, Vec<u8>)> {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/webhooks");
+    let route = |folder: &str, file: &str| match folder {
+        "meta-cloud" => Some(Provider::MetaCloud),
+        "sinch" => Some(Provider::Sinch),
+        "sunshine" => Some(Provider::Sunshine),
+        _ if file.starts_with("gupshup-") => Some(Provider::Gupshup),
+        _ => None,
+    };
     let mut mix = Vec::new();
-    for (folder, provider) in
-        [("meta-cloud", Provider::MetaCloud), ("sinch", Provider::Sinch), ("sunshine", Provider::Sunshine)]
-    {
+    for folder in ["meta-cloud", "sinch", "sunshine", "other"] {
         let mut paths: Vec<_> = std::fs::read_dir(root.join(folder))
             .expect("fixtures")
             .filter_map(Result::ok)
@@ -22,7 +28,10 @@ fn fixture_mix() -> Vec<(Provider, Vec<u8>)> {
             .collect();
         paths.sort();
         for path in paths {
-            mix.push((provider, std::fs::read(path).expect("readable")));
+            let file = path.file_name().expect("file").to_string_lossy().into_owned();
+            if let Some(provider) = route(folder, &file) {
+                mix.push((provider, std::fs::read(&path).expect("readable")));
+            }
         }
     }
     mix

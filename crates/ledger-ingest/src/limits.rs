@@ -36,13 +36,28 @@ impl Limits {
     }
 }
 
+/// Bytes the depth scan stops at outside strings.
+const STRUCTURAL: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'"' as usize] = true;
+    table[b'{' as usize] = true;
+    table[b'[' as usize] = true;
+    table[b'}' as usize] = true;
+    table[b']' as usize] = true;
+    table
+};
+
 /// Scans bytes for `{`/`[` nesting outside strings, stopping as soon as `max` is exceeded, so a
-/// hostile body never reaches the recursive parser. String contents are skipped with a SIMD
-/// search for the next quote or backslash; only structure is looked at byte by byte.
+/// hostile body never reaches the recursive parser. Whitespace, numbers and literals are skipped
+/// by table lookup; string contents with a SIMD search for the next quote or backslash.
 fn nesting_depth_exceeds(body: &[u8], max: usize) -> bool {
     let mut depth = 0usize;
     let mut i = 0;
     while i < body.len() {
+        if !STRUCTURAL[usize::from(body[i])] {
+            i += 1;
+            continue;
+        }
         match body[i] {
             b'"' => {
                 // Skip to the closing quote, stepping over escapes.
@@ -68,8 +83,7 @@ fn nesting_depth_exceeds(body: &[u8], max: usize) -> bool {
                     return true;
                 }
             }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
+            _ => depth = depth.saturating_sub(1),
         }
         i += 1;
     }
