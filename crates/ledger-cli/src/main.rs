@@ -2,6 +2,7 @@
 //! the library crates and one module per subcommand.
 
 mod fold;
+mod normalize;
 
 use std::process::ExitCode;
 
@@ -28,12 +29,15 @@ struct Cli {
 enum Command {
     /// Fold normalized events (JSON lines) into ledger entries.
     Fold(fold::FoldArgs),
+    /// Normalize provider webhook bodies into normalized events (JSON lines).
+    Normalize(normalize::NormalizeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Fold(args) => fold::run(&args),
+        Command::Normalize(args) => normalize::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -84,3 +84,40 @@ fn a_missing_file_is_a_clear_error() {
     let stderr = String::from_utf8(assert.get_output().stderr.clone()).expect("utf-8");
     assert!(stderr.starts_with("error: cannot open /nonexistent/events.jsonl"), "{stderr}");
 }
+
+fn fixture(path: &str) -> PathBuf {
+    root().join("../shared/fixtures/webhooks").join(path)
+}
+
+#[test]
+fn normalized_webhooks_fold_end_to_end() {
+    // A Click-to-WhatsApp user message and a failed (never charged) status, both Meta doc examples.
+    let normalized = ledger()
+        .args(["normalize", "--provider", "meta_cloud", "--received-at", "1750300000"])
+        .arg(fixture("meta-cloud/meta-doc-text-ctwa-referral.json"))
+        .arg(fixture("meta-cloud/meta-doc-status-failed-131049.json"))
+        .output()
+        .expect("runs");
+    assert!(normalized.status.success(), "{}", String::from_utf8_lossy(&normalized.stderr));
+    let events = String::from_utf8(normalized.stdout).expect("utf-8");
+    assert_eq!(events.lines().count(), 2);
+    assert!(events.contains("\"entry_point\":{\"source_id\":\"120226305854810726\""), "{events}");
+    // The normalized events are the fold's input format.
+    ledger().args(["fold", "-"]).write_stdin(events).assert().success();
+}
+
+#[test]
+fn a_refused_body_names_the_file_and_the_json_path() {
+    let assert = ledger()
+        .args(["normalize", "--provider", "meta_cloud"])
+        .arg(fixture("meta-cloud/meta-doc-fragment-pricing-free-customer-service-service.json"))
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).expect("utf-8");
+    assert!(
+        stderr.contains("meta-doc-fragment-pricing-free-customer-service-service.json refused"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("missing field `object`"), "{stderr}");
+    ledger().args(["normalize", "--provider", "carrier-pigeon", "x.json"]).assert().code(2);
+}
