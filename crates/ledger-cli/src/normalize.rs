@@ -4,7 +4,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use ledger_core::Timestamp;
 use ledger_ingest::{normalize, Limits, Provider};
@@ -30,10 +30,19 @@ pub fn run(args: &NormalizeArgs) -> Result<()> {
     });
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
+    let mut refused = 0usize;
     for path in &args.files {
         let body = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let normalized = normalize(provider, &body, received_at, &Limits::default())
-            .with_context(|| format!("{} refused", path.display()))?;
+        // A refused body is reported and the others still converted: one bad file in a batch
+        // must not hide the rest. The exit status still says something was refused.
+        let normalized = match normalize(provider, &body, received_at, &Limits::default()) {
+            Ok(normalized) => normalized,
+            Err(error) => {
+                eprintln!("{} refused: {error}", path.display());
+                refused += 1;
+                continue;
+            }
+        };
         for skipped in &normalized.skipped {
             eprintln!("{}: skipped {}: {}", path.display(), skipped.path, skipped.reason);
         }
@@ -43,5 +52,8 @@ pub fn run(args: &NormalizeArgs) -> Result<()> {
         }
     }
     out.flush()?;
+    if refused > 0 {
+        bail!("{refused} of {} bodies refused", args.files.len());
+    }
     Ok(())
 }
