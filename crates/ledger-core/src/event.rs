@@ -411,11 +411,6 @@ impl Event {
         }
     }
 
-    /// The total order the fold uses (ARCHITECTURE decision 1).
-    pub fn order_key(&self) -> (Timestamp, u8, &str) {
-        (self.event_time, self.kind.rank(), self.event_id.as_str())
-    }
-
     /// A compact digest for duplicate detection: what `first_difference` compares, without
     /// keeping the event itself. In-memory only: built on `std::hash`, it is not stable across
     /// releases and must not be persisted.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::category::{PricingModel, PricingType};
+use crate::category::PricingType;
 use crate::fact::{Charge, Fact, FactId, FreeReason};
 use crate::id::{Id128, IdHasher};
 
@@ -101,11 +101,6 @@ impl Entry {
     pub fn resolution(&self) -> Resolution {
         Resolution { billable: self.billable, free_reason: self.free_reason }
     }
-
-    /// Whether the fact is counted per message (per-message pricing) rather than per conversation.
-    pub fn is_per_message(&self) -> bool {
-        matches!(&*self.fact, Fact::MessageBilled(m) if m.pricing_model == PricingModel::Pmp)
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -158,9 +153,5 @@ impl Journal {
         self.live
             .values()
             .map(|p| Entry::new(p.entry_id, EntryAction::Post, None, p.resolution, p.fact.clone()))
-    }
-
-    pub fn len(&self) -> usize {
-        self.live.len()
     }
 }

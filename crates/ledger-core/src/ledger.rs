@@ -174,10 +174,6 @@ impl Ledger {
         entries
     }
 
-    pub fn live_entry_count(&self) -> usize {
-        self.journal.len()
-    }
-
     pub fn contact(&self, waba_id: &WabaId, contact: &ContactKey) -> Option<&ContactLedger> {
         self.accounts.get(waba_id)?.contacts.get(contact)
     }

@@ -81,10 +81,6 @@ pub struct ContactLedger {
 }
 
 impl ContactLedger {
-    pub fn event_count(&self) -> usize {
-        self.seen.len()
-    }
-
     /// The facts currently concluded, in evaluation order.
     pub fn facts(&self) -> impl Iterator<Item = &Arc<Fact>> {
         self.facts.iter().map(|(_, fact)| fact)
