@@ -75,7 +75,13 @@ pub struct AccountClock {
     era3: Timestamp,
     era4: Timestamp,
     era5: Timestamp,
+    /// The instants local months start at, from `MONTH_TABLE_FIRST_YEAR` on: every fact needs
+    /// its WABA-local month, and a binary search is far cheaper than a tz conversion.
+    month_starts: Arc<[Timestamp]>,
 }
+
+const MONTH_TABLE_FIRST_YEAR: i32 = 2020;
+const MONTH_TABLE_YEARS: i32 = 16;
 
 impl AccountClock {
     /// `tz_assumed` marks an account folded in UTC because no settings event named its zone.
@@ -94,6 +100,9 @@ impl AccountClock {
             era3: at(ERA3_START),
             era4: at(ERA4_START),
             era5: at(ERA5_START),
+            month_starts: (0..MONTH_TABLE_YEARS * 12)
+                .map(|i| at((MONTH_TABLE_FIRST_YEAR + i / 12, (i % 12) as u32 + 1, 1)))
+                .collect(),
         }
     }
 
@@ -136,7 +145,13 @@ impl AccountClock {
     }
 
     pub fn local_month(&self, t: Timestamp) -> LocalMonth {
-        local_month(self.tz, t)
+        let starts = &self.month_starts;
+        let index = starts.partition_point(|start| *start <= t);
+        if index == 0 || index == starts.len() {
+            return local_month(self.tz, t);
+        }
+        let month = (index - 1) as i32;
+        LocalMonth { year: MONTH_TABLE_FIRST_YEAR + month / 12, month: (month % 12) as u32 + 1 }
     }
 }
 
@@ -154,6 +169,25 @@ mod tests {
         // The same instant is still June 30 in UTC.
         let utc = AccountClock::utc_assumed(false);
         assert_eq!(utc.era_at(switch), Era::FreeService);
+    }
+
+    #[test]
+    fn the_month_table_agrees_with_the_tz_conversion() {
+        for zone in ["America/Sao_Paulo", "Asia/Kolkata", "Pacific/Chatham", "America/St_Johns", "UTC"] {
+            let clock = AccountClock::new(zone.parse().expect("zone"), false, false);
+            // Every 6 hours over 2019–2037: outside, at and inside every boundary of the table.
+            let mut t = 1_546_300_800 - 86_400 * 40;
+            while t < 2_114_380_800 {
+                let at = Timestamp(t);
+                assert_eq!(clock.local_month(at), local_month(clock.tz(), at), "{zone} at {at}");
+                t += 6 * 3_600 + 1;
+            }
+            for start in clock.month_starts.iter() {
+                for at in [start.plus(-1), *start, start.plus(1)] {
+                    assert_eq!(clock.local_month(at), local_month(clock.tz(), at), "{zone} at {at}");
+                }
+            }
+        }
     }
 
     #[test]
