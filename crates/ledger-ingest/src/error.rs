@@ -33,3 +33,15 @@ impl IngestError {
         IngestError::Malformed { path, reason: error.into_inner().to_string() }
     }
 }
+
+/// Parses JSON without path tracking (the common, valid case); only a failure is parsed again
+/// with tracking, to name the JSON path — under `prefix` — in the error.
+pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(
+    bytes: &'a [u8],
+    prefix: &dyn Fn() -> String,
+) -> Result<T, IngestError> {
+    serde_json::from_slice(bytes).or_else(|_| {
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| IngestError::from_serde(&prefix(), e))
+    })
+}

@@ -20,7 +20,7 @@ use ledger_core::{
 };
 use serde::Deserialize;
 
-use crate::error::IngestError;
+use crate::error::{parse_json, IngestError};
 use crate::timestamp::UnixSeconds;
 use crate::{meta, Normalized, Skipped};
 
@@ -125,10 +125,7 @@ pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, Inge
     if probe.object.is_some() {
         return meta::normalize_as(PROVIDER, body, received_at);
     }
-    let event: V2<'_> = serde_json::from_slice(body).or_else(|_| {
-        let mut deserializer = serde_json::Deserializer::from_slice(body);
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| IngestError::from_serde("", e))
-    })?;
+    let event: V2<'_> = parse_json(body, &String::new)?;
     let mut out = Normalized::default();
     let sender = format!("gupshup:{}", event.app);
     let at = event.timestamp.div_euclid(1_000);
@@ -204,10 +201,7 @@ pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, Inge
 }
 
 fn parse_payload<'a, T: Deserialize<'a>>(raw: &'a serde_json::value::RawValue) -> Result<T, IngestError> {
-    serde_json::from_str(raw.get()).or_else(|_| {
-        let mut deserializer = serde_json::Deserializer::from_str(raw.get());
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| IngestError::from_serde("payload", e))
-    })
+    parse_json(raw.get().as_bytes(), &|| "payload".to_owned())
 }
 
 /// A deduction: `type` is the pricing type (`regular` …) or, in CBP examples, the category

@@ -14,6 +14,7 @@ use ledger_core::{
 use serde::Deserialize;
 
 use crate::error::IngestError;
+use crate::timestamp::rfc3339_seconds;
 use crate::Normalized;
 
 pub const PROVIDER: &str = "send_api";
@@ -122,9 +123,9 @@ fn event(record: Record, received_at: Timestamp, path: &dyn Fn() -> String) -> R
     };
     let sent_at = match record.sent_at {
         SentAt::Seconds(seconds) => seconds,
-        SentAt::Text(text) => chrono::DateTime::parse_from_rfc3339(&text)
-            .map(|t| t.timestamp())
-            .map_err(|e| IngestError::malformed(field("sent_at"), format!("{text:?}: {e}")))?,
+        SentAt::Text(text) => {
+            rfc3339_seconds(&text).map_err(|reason| IngestError::malformed(field("sent_at"), reason))?
+        }
     };
     let recipient: Arc<str> = record.recipient.trim().trim_start_matches('+').into();
     let user = record.user_id.as_deref().map(str::trim).filter(|u| !u.is_empty()).unwrap_or(&recipient);

@@ -19,7 +19,8 @@ use ledger_core::{
 };
 use serde::Deserialize;
 
-use crate::error::IngestError;
+use crate::error::{parse_json, IngestError};
+use crate::timestamp::rfc3339_seconds;
 use crate::{Normalized, Skipped};
 
 pub const PROVIDER: &str = "sinch";
@@ -112,10 +113,7 @@ struct Referral {
 
 /// Normalizes one Conversation API callback body.
 pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, IngestError> {
-    let callback: Callback<'_> = serde_json::from_slice(body).or_else(|_| {
-        let mut deserializer = serde_json::Deserializer::from_slice(body);
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| IngestError::from_serde("", e))
-    })?;
+    let callback: Callback<'_> = parse_json(body, &String::new)?;
     let mut out = Normalized::default();
     if callback.legacy_type.as_deref() == Some("whatsapp") {
         let reason = "Sinch's standalone WhatsApp API (retired 2023-09-30): its callbacks do not name the business sender";
@@ -260,9 +258,7 @@ fn identity<'a>(raw: &'a str, path: &str) -> Result<&'a str, IngestError> {
 fn iso_seconds(value: Option<&str>, path: &str) -> Result<i64, IngestError> {
     let text =
         value.ok_or_else(|| IngestError::malformed(path, "no event time (event_time, accepted_time)"))?;
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp())
-        .map_err(|e| IngestError::malformed(path, format!("{text:?} is not an RFC 3339 time: {e}")))
+    rfc3339_seconds(text).map_err(|reason| IngestError::malformed(path, reason))
 }
 
 /// A Click-to-WhatsApp referral forwarded in `metadata` (a JSON string); anything else there is

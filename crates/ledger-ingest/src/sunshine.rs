@@ -18,7 +18,8 @@ use ledger_core::{
 };
 use serde::Deserialize;
 
-use crate::error::IngestError;
+use crate::error::{parse_json, IngestError};
+use crate::timestamp::rfc3339_seconds;
 use crate::{Normalized, Skipped};
 
 pub const PROVIDER: &str = "sunshine";
@@ -117,10 +118,7 @@ struct DeliveryError<'a> {
 
 /// Normalizes one Sunshine Conversations v2 webhook body.
 pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, IngestError> {
-    let webhook: Webhook<'_> = serde_json::from_slice(body).or_else(|_| {
-        let mut deserializer = serde_json::Deserializer::from_slice(body);
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| IngestError::from_serde("", e))
-    })?;
+    let webhook: Webhook<'_> = parse_json(body, &String::new)?;
     let account = format!("sunshine:{}", webhook.app.id);
     let mut out = Normalized::default();
     for (i, event) in webhook.events.iter().enumerate() {
@@ -156,9 +154,7 @@ pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, Inge
 
 fn rfc3339(text: Option<&str>, path: &dyn Fn() -> String, field: &str) -> Result<i64, IngestError> {
     let text = text.ok_or_else(|| IngestError::malformed(format!("{}.{field}", path()), "missing time"))?;
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp())
-        .map_err(|e| IngestError::malformed(format!("{}.{field}", path()), format!("{text:?}: {e}")))
+    rfc3339_seconds(text).map_err(|reason| IngestError::malformed(format!("{}.{field}", path()), reason))
 }
 
 fn inbound(

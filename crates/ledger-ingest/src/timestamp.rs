@@ -38,3 +38,10 @@ impl<'de> Deserialize<'de> for UnixSeconds {
         d.deserialize_any(Seconds)
     }
 }
+
+/// Unix seconds of an RFC 3339 time (Sinch, Sunshine, send records), any fractional precision.
+pub(crate) fn rfc3339_seconds(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp())
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))
+}

@@ -22,7 +22,7 @@ use ledger_core::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::error::IngestError;
+use crate::error::{parse_json, IngestError};
 use crate::{Normalized, Skipped};
 use payload::{
     AccountUpdate, CategoryUpdate, Change, InboundMessagePayload, MessagesValue, StatusPayload, Webhook,
@@ -43,7 +43,7 @@ pub(crate) fn normalize_as(
     body: &[u8],
     received_at: Timestamp,
 ) -> Result<Normalized, IngestError> {
-    let webhook: Webhook<'_> = parse(body, &String::new)?;
+    let webhook: Webhook<'_> = parse_json(body, &String::new)?;
     if webhook.object != OBJECT {
         return Err(IngestError::malformed(
             "object",
@@ -86,23 +86,11 @@ impl Context<'_> {
     }
 }
 
-/// Parses without path tracking (the common, valid case); only a failure is parsed again with
-/// tracking, to name the JSON path in the error.
-fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8], path: &dyn Fn() -> String) -> Result<T, IngestError> {
-    serde_json::from_slice(bytes).or_else(|_| {
-        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
-            Err(error) => Err(IngestError::from_serde(&path(), error)),
-            Ok(value) => Ok(value),
-        }
-    })
-}
-
 fn parse_value<'a, T: Deserialize<'a>>(
     raw: &'a RawValue,
     path: &dyn Fn() -> String,
 ) -> Result<T, IngestError> {
-    parse(raw.get().as_bytes(), path)
+    parse_json(raw.get().as_bytes(), path)
 }
 
 /// Builds a JSON path; only called when something must name it (an error, a skip).
