@@ -19,13 +19,13 @@ use ledger_core::{
     PricingType, ReportedCategory, ReportedPricing, StatusError, TemplateCategory, TemplateCategoryChange,
     Timestamp, VolumeTierUpdate, SCHEMA_VERSION,
 };
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::{parse_json, IngestError};
 use crate::{Normalized, Skipped};
 use payload::{
-    AccountUpdate, CategoryUpdate, Change, InboundMessagePayload, MessagesValue, StatusPayload, Webhook,
+    AccountUpdate, CategoryUpdate, Change, ChangeValue, InboundMessagePayload, MessagesValue, StatusPayload,
+    ValueSource, Webhook,
 };
 
 pub const PROVIDER: &str = "meta_cloud";
@@ -43,7 +43,23 @@ pub(crate) fn normalize_as(
     body: &[u8],
     received_at: Timestamp,
 ) -> Result<Normalized, IngestError> {
-    let webhook: Webhook<'_> = parse_json(body, &String::new)?;
+    // One pass when every change is of a shape the superset knows; else parse each value once
+    // its field is known. Both routes run the same normalization.
+    if let Ok(webhook) = serde_json::from_slice::<Webhook<'_, ChangeValue<'_>>>(body) {
+        if let Some(normalized) = normalize_webhook(provider, webhook, received_at)? {
+            return Ok(normalized);
+        }
+    }
+    let webhook: Webhook<'_, &RawValue> = parse_json(body, &String::new)?;
+    Ok(normalize_webhook(provider, webhook, received_at)?.expect("raw values always decide"))
+}
+
+/// `Ok(None)` when a value holder could not decide (see [`ValueSource`]).
+fn normalize_webhook<'a, V: ValueSource<'a>>(
+    provider: &'static str,
+    webhook: Webhook<'a, V>,
+    received_at: Timestamp,
+) -> Result<Option<Normalized>, IngestError> {
     if webhook.object != OBJECT {
         return Err(IngestError::malformed(
             "object",
@@ -51,17 +67,19 @@ pub(crate) fn normalize_as(
         ));
     }
     let mut out = Normalized::default();
-    for (e, entry) in webhook.entry.iter().enumerate() {
+    for (e, entry) in webhook.entry.into_iter().enumerate() {
         if entry.id.is_empty() {
             return Err(IngestError::malformed(format!("entry[{e}].id"), "empty WABA id"));
         }
         let ctx = Context { provider, waba_id: &entry.id, entry_time: entry.time.map(|t| t.0), received_at };
-        for (c, change) in entry.changes.iter().enumerate() {
+        for (c, change) in entry.changes.into_iter().enumerate() {
             let path = || format!("entry[{e}].changes[{c}].value");
-            normalize_change(&ctx, change, &path, &mut out)?;
+            if !normalize_change(&ctx, change, &path, &mut out)? {
+                return Ok(None);
+            }
         }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 struct Context<'a> {
@@ -86,32 +104,33 @@ impl Context<'_> {
     }
 }
 
-fn parse_value<'a, T: Deserialize<'a>>(
-    raw: &'a RawValue,
-    path: &dyn Fn() -> String,
-) -> Result<T, IngestError> {
-    parse_json(raw.get().as_bytes(), path)
-}
-
 /// Builds a JSON path; only called when something must name it (an error, a skip).
 type PathFn<'p> = &'p dyn Fn() -> String;
 
-fn normalize_change(
+/// `Ok(false)` when the value holder could not decide.
+fn normalize_change<'a, V: ValueSource<'a>>(
     ctx: &Context<'_>,
-    change: &Change<'_>,
+    change: Change<'a, V>,
     path: PathFn<'_>,
     out: &mut Normalized,
-) -> Result<(), IngestError> {
-    let skip = |out: &mut Normalized, reason| out.skipped.push(Skipped { path: path(), reason });
+) -> Result<bool, IngestError> {
     match change.field.as_ref() {
-        "messages" => normalize_messages(ctx, parse_value(change.value, path)?, path, out),
-        "template_category_update" => {
-            normalize_category_update(ctx, parse_value(change.value, path)?, path, out)
-        }
-        "account_update" => normalize_account_update(ctx, parse_value(change.value, path)?, path, out),
+        "messages" => match change.value.messages(path)? {
+            Some(value) => normalize_messages(ctx, value, path, out).map(|()| true),
+            None => Ok(false),
+        },
+        "template_category_update" => match change.value.category_update(path)? {
+            Some(update) => normalize_category_update(ctx, update, path, out).map(|()| true),
+            None => Ok(false),
+        },
+        "account_update" => match change.value.account_update(path)? {
+            Some(update) => normalize_account_update(ctx, update, path, out).map(|()| true),
+            None => Ok(false),
+        },
         _ => {
-            skip(out, "this webhook field carries no billing or eligibility event");
-            Ok(())
+            let reason = "this webhook field carries no billing or eligibility event";
+            out.skipped.push(Skipped { path: path(), reason });
+            Ok(true)
         }
     }
 }
@@ -340,4 +359,35 @@ fn normalize_account_update(
     });
     out.events.push(ctx.event(id, at, None, kind));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-pass route, where it decides, gives exactly what the two-pass route gives.
+    #[test]
+    fn both_parse_routes_agree_on_every_fixture() {
+        let root =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/webhooks");
+        let mut decided = 0;
+        for folder in ["meta-cloud", "other"] {
+            for file in std::fs::read_dir(root.join(folder)).expect("fixtures").filter_map(Result::ok) {
+                let body = std::fs::read(file.path()).expect("readable");
+                let two_pass = parse_json::<Webhook<'_, &RawValue>>(&body, &String::new)
+                    .and_then(|w| normalize_webhook(PROVIDER, w, Timestamp(1)));
+                let Ok(one_pass) = serde_json::from_slice::<Webhook<'_, ChangeValue<'_>>>(&body) else {
+                    continue;
+                };
+                match normalize_webhook(PROVIDER, one_pass, Timestamp(1)) {
+                    Ok(None) => {}
+                    one_pass => {
+                        decided += 1;
+                        assert_eq!(one_pass, two_pass, "{}", file.path().display());
+                    }
+                }
+            }
+        }
+        assert!(decided >= 40, "the one-pass route should decide for most fixtures, decided {decided}");
+    }
 }

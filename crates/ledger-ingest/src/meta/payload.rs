@@ -6,34 +6,118 @@ use std::borrow::Cow;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
+use crate::error::{parse_json, IngestError};
 use crate::timestamp::UnixSeconds;
 
+/// A webhook body; `V` is how each change's `value` is held: [`ChangeValue`] (parsed in the
+/// same pass) or a [`RawValue`] (parsed once `field` says what it is).
 #[derive(Debug, Deserialize)]
-pub(super) struct Webhook<'a> {
+#[serde(bound(deserialize = "V: Deserialize<'de>, 'de: 'a"))]
+pub(super) struct Webhook<'a, V> {
     #[serde(borrow)]
     pub object: Cow<'a, str>,
-    #[serde(default, borrow)]
-    pub entry: Vec<Entry<'a>>,
+    #[serde(default = "Vec::new")]
+    pub entry: Vec<Entry<'a, V>>,
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct Entry<'a> {
+#[serde(bound(deserialize = "V: Deserialize<'de>, 'de: 'a"))]
+pub(super) struct Entry<'a, V> {
     /// The WABA id.
     #[serde(borrow)]
     pub id: Cow<'a, str>,
     #[serde(default)]
     pub time: Option<UnixSeconds>,
-    #[serde(default, borrow)]
-    pub changes: Vec<Change<'a>>,
+    #[serde(default = "Vec::new")]
+    pub changes: Vec<Change<'a, V>>,
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct Change<'a> {
+#[serde(bound(deserialize = "V: Deserialize<'de>, 'de: 'a"))]
+pub(super) struct Change<'a, V> {
     #[serde(borrow)]
     pub field: Cow<'a, str>,
-    /// Parsed once `field` says what it is.
-    #[serde(borrow)]
-    pub value: &'a RawValue,
+    pub value: V,
+}
+
+/// Every part of a change value the adapter reads, whatever the change's `field`: Meta puts
+/// `value` before `field`, and this lets the body parse in one pass. Unrelated fields whose
+/// values clash with these shapes make the parse fail, and the body is parsed again with
+/// [`RawValue`]s.
+#[derive(Debug, Deserialize)]
+pub(super) struct ChangeValue<'a> {
+    #[serde(default, borrow)]
+    pub metadata: Option<Metadata<'a>>,
+    #[serde(default, borrow)]
+    pub contacts: Vec<ContactPayload<'a>>,
+    #[serde(default, borrow)]
+    pub messages: Vec<InboundMessagePayload<'a>>,
+    #[serde(default, borrow)]
+    pub statuses: Vec<StatusPayload<'a>>,
+    #[serde(default, borrow)]
+    pub event: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub volume_tier_info: Option<VolumeTierInfo<'a>>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub message_template_id: Option<String>,
+    #[serde(default, borrow)]
+    pub message_template_name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub message_template_language: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub new_category: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub correct_category: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub category_update_timestamp: Option<UnixSeconds>,
+}
+
+/// How a change's value yields the typed view its `field` calls for. `Ok(None)`: this holder
+/// cannot tell (a required part is absent), and the body must take the two-pass route.
+pub(super) trait ValueSource<'a>: Sized {
+    fn messages(self, path: &dyn Fn() -> String) -> Result<Option<MessagesValue<'a>>, IngestError>;
+    fn category_update(self, path: &dyn Fn() -> String) -> Result<Option<CategoryUpdate<'a>>, IngestError>;
+    fn account_update(self, path: &dyn Fn() -> String) -> Result<Option<AccountUpdate<'a>>, IngestError>;
+}
+
+impl<'a> ValueSource<'a> for &'a RawValue {
+    fn messages(self, path: &dyn Fn() -> String) -> Result<Option<MessagesValue<'a>>, IngestError> {
+        parse_json(self.get().as_bytes(), path).map(Some)
+    }
+
+    fn category_update(self, path: &dyn Fn() -> String) -> Result<Option<CategoryUpdate<'a>>, IngestError> {
+        parse_json(self.get().as_bytes(), path).map(Some)
+    }
+
+    fn account_update(self, path: &dyn Fn() -> String) -> Result<Option<AccountUpdate<'a>>, IngestError> {
+        parse_json(self.get().as_bytes(), path).map(Some)
+    }
+}
+
+impl<'a> ValueSource<'a> for ChangeValue<'a> {
+    fn messages(self, _: &dyn Fn() -> String) -> Result<Option<MessagesValue<'a>>, IngestError> {
+        Ok(self.metadata.map(|metadata| MessagesValue {
+            metadata,
+            contacts: self.contacts,
+            messages: self.messages,
+            statuses: self.statuses,
+        }))
+    }
+
+    fn category_update(self, _: &dyn Fn() -> String) -> Result<Option<CategoryUpdate<'a>>, IngestError> {
+        Ok(self.message_template_name.map(|message_template_name| CategoryUpdate {
+            message_template_id: self.message_template_id,
+            message_template_name,
+            message_template_language: self.message_template_language,
+            new_category: self.new_category,
+            correct_category: self.correct_category,
+            category_update_timestamp: self.category_update_timestamp,
+        }))
+    }
+
+    fn account_update(self, _: &dyn Fn() -> String) -> Result<Option<AccountUpdate<'a>>, IngestError> {
+        Ok(Some(AccountUpdate { event: self.event, volume_tier_info: self.volume_tier_info }))
+    }
 }
 
 #[derive(Debug, Deserialize)]
