@@ -42,16 +42,7 @@ struct ExplainedEntry<'a> {
 pub fn run(args: &FoldArgs) -> Result<()> {
     let events = read_events(&args.file)?;
     let mut ledger = Ledger::new(LedgerConfig { era5_enabled: args.era5, allowance_limit: None });
-    let mut journal = Vec::new();
-    for (line, event) in events {
-        let id = event.event_id.clone();
-        match ledger.apply(event, &mut journal).with_context(|| format!("line {line}"))? {
-            Ingested::Created | Ingested::Exists => {}
-            Ingested::ExistsWithDifferent(field) => {
-                eprintln!("warning: line {line}: event {id} was seen before with a different {field}; the first is kept");
-            }
-        }
-    }
+    let journal = fold_events(&mut ledger, events)?;
     let entries = if args.journal { journal } else { ledger.live_entries() };
 
     let stdout = io::stdout();
@@ -71,8 +62,23 @@ pub fn run(args: &FoldArgs) -> Result<()> {
     Ok(())
 }
 
+/// Folds events in file order, warning about ids seen before with different content.
+pub(crate) fn fold_events(ledger: &mut Ledger, events: Vec<(usize, Event)>) -> Result<Vec<Entry>> {
+    let mut journal = Vec::new();
+    for (line, event) in events {
+        let id = event.event_id.clone();
+        match ledger.apply(event, &mut journal).with_context(|| format!("line {line}"))? {
+            Ingested::Created | Ingested::Exists => {}
+            Ingested::ExistsWithDifferent(field) => {
+                eprintln!("warning: line {line}: event {id} was seen before with a different {field}; the first is kept");
+            }
+        }
+    }
+    Ok(journal)
+}
+
 /// Parses every line before folding any, so a bad file produces no entries at all.
-fn read_events(path: &PathBuf) -> Result<Vec<(usize, Event)>> {
+pub(crate) fn read_events(path: &PathBuf) -> Result<Vec<(usize, Event)>> {
     let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(BufReader::new(io::stdin()))
     } else {

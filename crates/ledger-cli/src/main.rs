@@ -1,6 +1,7 @@
 //! `ledger`: the command-line entry point. Thin by design: argument parsing here, the work in
 //! the library crates and one module per subcommand.
 
+mod eligibility;
 mod fold;
 mod normalize;
 
@@ -29,6 +30,8 @@ struct Cli {
 enum Command {
     /// Fold normalized events (JSON lines) into ledger entries.
     Fold(fold::FoldArgs),
+    /// What a contact may be sent at an instant, and what each kind of send would cost.
+    Eligibility(eligibility::EligibilityArgs),
     /// Normalize provider webhook bodies into normalized events (JSON lines).
     Normalize(normalize::NormalizeArgs),
 }
@@ -36,6 +39,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Eligibility(args) => eligibility::run(&args),
         Command::Fold(args) => fold::run(&args),
         Command::Normalize(args) => normalize::run(&args),
     };

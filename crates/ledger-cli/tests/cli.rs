@@ -121,3 +121,46 @@ fn a_refused_body_names_the_file_and_the_json_path() {
     assert!(stderr.contains("missing field `object`"), "{stderr}");
     ledger().args(["normalize", "--provider", "carrier-pigeon", "x.json"]).assert().code(2);
 }
+
+#[test]
+fn eligibility_answers_match_the_golden_file() {
+    // Contact A inside its entry point window with the service window closed; contact B inside
+    // its service window (free-form and in-window utility free, marketing and authentication
+    // charged).
+    let mut answers = String::new();
+    for (contact, at) in [
+        ("106540352242922/5511987650001", "2025-09-03T20:00:00Z"),
+        ("106540352242922/5511987650002", "2025-09-03T11:30:00Z"),
+    ] {
+        let output = ledger()
+            .arg("eligibility")
+            .arg(root().join("examples/sample-events.jsonl"))
+            .args(["--contact", contact, "--at", at])
+            .output()
+            .expect("runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        answers.push_str(&String::from_utf8(output.stdout).expect("utf-8"));
+    }
+    assert_golden("sample-eligibility.json", &answers);
+}
+
+#[test]
+fn eligibility_refuses_an_unknown_contact_and_a_bad_instant() {
+    let sample = root().join("examples/sample-events.jsonl");
+    let assert = ledger()
+        .arg("eligibility")
+        .arg(&sample)
+        .args(["--contact", "pn/nobody", "--at", "0"])
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).expect("utf-8");
+    assert!(stderr.contains("names the contact pn/nobody"), "{stderr}");
+    let assert = ledger()
+        .arg("eligibility")
+        .arg(&sample)
+        .args(["--contact", "106540352242922/5511987650001", "--at", "tomorrow"])
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).expect("utf-8");
+    assert!(stderr.contains("neither Unix seconds nor an RFC 3339 time"), "{stderr}");
+}
