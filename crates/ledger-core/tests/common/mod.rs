@@ -1,6 +1,7 @@
 //! A given/when/then harness over the pure fold: scenarios are written in hours from an origin
 //! T0, as the spec writes them, and read back as conversations and billed messages.
 
+// Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
 use ledger_core::fact::{ConversationOpened, MessageBilled};
