@@ -5,6 +5,9 @@
 //! Click-to-WhatsApp ads, templates of every category, free-form replies; each business
 //! message has a send record and sent/delivered/read statuses, some out of order, some
 //! re-delivered, some failed. Contacts are interleaved as a live stream would be.
+//!
+//! `FOLD_BENCH_CONTACTS=N` shrinks the workload for profiling (e.g. under callgrind); recorded
+//! figures use the default.
 
 use std::hint::black_box;
 
@@ -155,7 +158,8 @@ fn workload() -> Vec<Event> {
         }),
     };
     let mut events = vec![settings];
-    for n in 0..CONTACTS {
+    let contacts = std::env::var("FOLD_BENCH_CONTACTS").ok().and_then(|v| v.parse().ok()).unwrap_or(CONTACTS);
+    for n in 0..contacts {
         contact_events(&mut rng, n, &mut events);
     }
     // Interleave contacts by arrival, as the log would deliver them.

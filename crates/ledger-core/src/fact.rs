@@ -1,23 +1,21 @@
 //! Facts: what one contact's fold concludes, before account-wide allowances are applied.
 //!
-//! A fact's id is a hash of its whole content, so a late event that changes anything about a
-//! conclusion yields a different fact, which the journal turns into a reversal plus a new entry.
+//! A fact is identified by what it is about (its kind and message); a late event that changes
+//! anything about its conclusion yields an equal id with different content, which the journal
+//! turns into a reversal plus a new entry.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::category::{
-    ConversationCategory, MessageClass, PricingCategory, PricingModel, PricingType, ReportedCategory,
-    TemplateCategory,
-};
+use crate::category::{ConversationCategory, MessageClass, PricingCategory, PricingModel, TemplateCategory};
 use crate::era::Era;
 use crate::event::{ContactKey, EventId, MessageId, ReportedPricing, WabaId};
-use crate::id::{IdHasher, StableHash};
+use crate::id::IdHasher;
 use crate::rules::{Rule, RulePath};
 use crate::time::{LocalMonth, Timestamp};
 
-/// Identity of a fact: the hash of its content.
+/// Identity of a fact: a hash of its kind, account, pair and message (see [`Fact::id`]).
 pub type FactId = u128;
 
 /// Why something is not charged.
@@ -252,120 +250,20 @@ impl Fact {
         }
     }
 
+    /// The fact's identity: what it is about (kind, account, pair, message), not what it
+    /// concludes. A later event that changes the conclusion yields a fact with the same id and
+    /// different content, which the journal reverses and re-posts.
     pub fn id(&self) -> FactId {
-        let mut hasher = IdHasher::new("ledger.fact.v1");
-        self.stable_hash(&mut hasher);
-        hasher.finish()
-    }
-}
-
-// Stable encodings. Enums hash their serialized names so a reordering of variants never
-// changes ids.
-
-fn hash_rules(rules: &[Rule], h: &mut IdHasher) {
-    h.u64(rules.len() as u64);
-    for rule in rules {
-        h.str(rule.id());
-    }
-}
-
-fn hash_evidence(evidence: &[EventId], h: &mut IdHasher) {
-    h.u64(evidence.len() as u64);
-    for id in evidence {
-        h.str(id.as_str());
-    }
-}
-
-impl StableHash for Charge {
-    fn stable_hash(&self, h: &mut IdHasher) {
-        match self {
-            Charge::Billable => {
-                h.str("billable");
-            }
-            Charge::Free(reason) => {
-                h.str("free").str(reason.as_str());
-            }
-            Charge::Allowance(pool) => {
-                h.str("allowance").str(pool.kind.as_str()).str(&pool.scope);
-                h.i64(i64::from(pool.month.year)).u64(u64::from(pool.month.month));
-            }
-        }
-    }
-}
-
-impl StableHash for BillingContext {
-    fn stable_hash(&self, h: &mut IdHasher) {
-        h.str(self.waba_id.as_str())
-            .str(&self.contact.phone_number_id)
-            .str(&self.contact.user_id)
-            .opt_str(self.recipient.as_deref())
-            .i64(i64::from(self.local_month.year))
-            .u64(u64::from(self.local_month.month))
-            .str(&self.time_zone)
-            .bool(self.time_zone_assumed);
-    }
-}
-
-impl StableHash for Option<Arc<ReportedPricing>> {
-    fn stable_hash(&self, h: &mut IdHasher) {
-        let Some(r) = self else {
-            h.u8(0);
-            return;
+        let (kind, message, context) = match self {
+            Fact::ConversationOpened(c) => ("conversation_opened", &c.opened_by, &c.context),
+            Fact::MessageBilled(m) => ("message_billed", &m.message_id, &m.context),
         };
-        h.u8(1);
-        h.opt_str(r.pricing_model.map(PricingModel::as_str));
-        h.opt_str(r.category.as_ref().map(ReportedCategory::as_str));
-        h.opt_str(r.pricing_type.map(PricingType::as_str));
-        h.opt_str(r.billable.map(|b| if b { "true" } else { "false" }));
-        h.opt_str(r.conversation_id.as_deref());
-        h.opt_str(r.conversation_origin.as_ref().map(ReportedCategory::as_str));
-        match r.conversation_expires_at {
-            None => h.u8(0),
-            Some(t) => h.u8(1).i64(t.0),
-        };
-    }
-}
-
-impl StableHash for Classification {
-    fn stable_hash(&self, h: &mut IdHasher) {
-        let class = match self.class {
-            None => "unknown",
-            Some(MessageClass::NonTemplate) => "non_template",
-            Some(MessageClass::Template(c)) => c.as_str(),
-        };
-        h.str(class).str(self.source.as_str());
-        h.opt_str(self.template_name.as_deref()).opt_str(self.template_language.as_deref());
-        h.opt_str(self.declared_category.map(TemplateCategory::as_str));
-    }
-}
-
-impl StableHash for Fact {
-    fn stable_hash(&self, h: &mut IdHasher) {
-        match self {
-            Fact::ConversationOpened(c) => {
-                h.str("conversation_opened").str(c.category.as_str()).u8(c.era.number());
-                h.i64(c.opened_at.0).i64(c.expires_at.0).str(c.opened_by.as_str());
-                c.charge.stable_hash(h);
-                match &c.entry_point {
-                    None => h.u8(0),
-                    Some(ep) => h.u8(1).opt_str(ep.source_id.as_deref()).opt_str(ep.ctwa_clid.as_deref()),
-                };
-                c.context.stable_hash(h);
-                hash_rules(&c.rules, h);
-                hash_evidence(&c.evidence, h);
-            }
-            Fact::MessageBilled(m) => {
-                h.str("message_billed").str(m.message_id.as_str()).u8(m.era.number());
-                h.str(m.pricing_model.as_str()).i64(m.delivered_at.0);
-                h.str(m.category.as_str());
-                m.charge.stable_hash(h);
-                h.opt_str(m.conversation.as_ref().map(MessageId::as_str));
-                m.classification.stable_hash(h);
-                m.reported.stable_hash(h);
-                m.context.stable_hash(h);
-                hash_rules(&m.rules, h);
-                hash_evidence(&m.evidence, h);
-            }
-        }
+        IdHasher::new("ledger.fact.v2")
+            .str(kind)
+            .str(context.waba_id.as_str())
+            .str(&context.contact.phone_number_id)
+            .str(&context.contact.user_id)
+            .str(message.as_str())
+            .finish()
     }
 }

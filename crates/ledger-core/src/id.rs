@@ -146,11 +146,6 @@ impl<'de> Deserialize<'de> for Id128 {
     }
 }
 
-/// A type with a stable, explicit encoding for ids.
-pub trait StableHash {
-    fn stable_hash(&self, hasher: &mut IdHasher);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! The append-only journal of ledger entries (ARCHITECTURE decision 3).
 //!
-//! Facts become entries once allowances are resolved. A fact that disappears, or whose
-//! resolution changes, is reversed by a new entry that names it; nothing posted is edited.
+//! Facts become entries once allowances are resolved. A fact that disappears, or whose content
+//! or resolution changes, is reversed by a new entry that names it; nothing posted is edited.
 //! Entry ids are deterministic: the same log in the same order gives the same ids, and the
 //! entries left after netting reversals depend only on the set of events.
 
@@ -113,22 +113,17 @@ struct Posted {
 #[derive(Debug, Default)]
 pub(crate) struct Journal {
     live: foldhash::HashMap<FactId, Posted>,
-    /// How often a (fact, verdict) was reversed, so re-posting it gets a fresh id.
-    reversed: foldhash::HashMap<u128, u32>,
+    /// How often a fact was reversed: its next posting's generation, so ids never repeat.
+    reversed: foldhash::HashMap<FactId, u32>,
 }
 
 impl Journal {
-    fn posting_key(fact_id: FactId, resolution: Resolution) -> u128 {
-        let mut h = IdHasher::new("ledger.posting.v1");
-        h.u128(fact_id).bool(resolution.billable);
-        h.opt_str(resolution.free_reason.map(FreeReason::as_str));
-        h.finish()
-    }
-
+    /// Posts a fact. Its entry id derives from the fact's id and how many times the fact was
+    /// posted before: the same log in the same order always yields the same ids.
     pub fn post(&mut self, fact_id: FactId, fact: Arc<Fact>, resolution: Resolution, out: &mut Vec<Entry>) {
-        let key = Self::posting_key(fact_id, resolution);
-        let generation = self.reversed.get(&key).copied().unwrap_or(0);
-        let entry_id = Id128(IdHasher::new("ledger.entry.v1").u128(key).u64(u64::from(generation)).finish());
+        let generation = self.reversed.get(&fact_id).copied().unwrap_or(0);
+        let entry_id =
+            Id128(IdHasher::new("ledger.entry.v2").u128(fact_id).u64(u64::from(generation)).finish());
         out.push(Entry::new(entry_id, EntryAction::Post, None, resolution, fact.clone()));
         let previous = self.live.insert(fact_id, Posted { entry_id, resolution, fact });
         debug_assert!(previous.is_none(), "a fact is posted at most once at a time");
@@ -139,7 +134,7 @@ impl Journal {
             debug_assert!(false, "reversing a fact that is not live");
             return;
         };
-        *self.reversed.entry(Self::posting_key(fact_id, posted.resolution)).or_default() += 1;
+        *self.reversed.entry(fact_id).or_default() += 1;
         let id = Id128(IdHasher::new("ledger.reversal.v1").u128(posted.entry_id.0).finish());
         out.push(Entry::new(id, EntryAction::Reverse, Some(posted.entry_id), posted.resolution, posted.fact));
     }

@@ -10,7 +10,7 @@ mod message;
 pub(crate) mod pair;
 
 use std::collections::hash_map::Entry;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -190,25 +190,27 @@ impl ContactLedger {
         }
     }
 
-    /// Re-evaluates everything and reports the difference to what was concluded before.
+    /// Re-evaluates everything and reports the difference to what was concluded before: facts
+    /// gone or changed are removed, facts new or changed are added (a changed fact is both).
     pub fn refold(&mut self, ctx: &FoldContext<'_>, diff: &mut FactDiff) {
         let (state, last, facts) = self.evaluate(ctx, None);
         self.state = state;
         self.last = last;
-        // Most of a re-fold repeats what was concluded before, in the same order: an equal fact
-        // at the same position keeps its id and allocation instead of being hashed again.
-        let new: Vec<(FactId, Arc<Fact>)> = facts
-            .into_iter()
-            .enumerate()
-            .map(|(i, fact)| match self.facts.get(i) {
-                Some((id, old)) if **old == fact => (*id, old.clone()),
-                _ => (fact.id(), Arc::new(fact)),
-            })
-            .collect();
-        let new_ids: HashSet<FactId> = new.iter().map(|(id, _)| *id).collect();
-        let old_ids: HashSet<FactId> = self.facts.iter().map(|(id, _)| *id).collect();
-        diff.removed.extend(self.facts.iter().filter(|(id, _)| !new_ids.contains(id)).cloned());
-        diff.added.extend(new.iter().filter(|(id, _)| !old_ids.contains(id)).cloned());
+        let old: HashMap<FactId, &Arc<Fact>> = self.facts.iter().map(|(id, fact)| (*id, fact)).collect();
+        let mut new = Vec::with_capacity(facts.len());
+        for fact in facts {
+            let id = fact.id();
+            match old.get(&id) {
+                Some(kept) if ***kept == fact => new.push((id, Arc::clone(kept))),
+                _ => new.push((id, Arc::new(fact))),
+            }
+        }
+        let unchanged =
+            |id: &FactId, fact: &Arc<Fact>| old.get(id).is_some_and(|kept| Arc::ptr_eq(kept, fact));
+        let kept: HashSet<FactId> =
+            new.iter().filter(|(id, fact)| unchanged(id, fact)).map(|(id, _)| *id).collect();
+        diff.removed.extend(self.facts.iter().filter(|(id, _)| !kept.contains(id)).cloned());
+        diff.added.extend(new.iter().filter(|(id, _)| !kept.contains(id)).cloned());
         self.facts = new;
     }
 
