@@ -16,15 +16,13 @@ use std::borrow::Cow;
 
 use ledger_core::{
     ContactKey, DeliveryStatus, Event, EventKind, MessageStatus, PricingModel, PricingReport, PricingType,
-    ReportedCategory, ReportedPricing, Timestamp, SCHEMA_VERSION,
+    ReportedCategory, ReportedPricing, Timestamp,
 };
 use serde::Deserialize;
 
 use crate::error::{parse_json, IngestError};
 use crate::timestamp::UnixSeconds;
-use crate::{meta, Normalized, Skipped};
-
-pub const PROVIDER: &str = "gupshup";
+use crate::{meta, Envelope, Normalized, Provider, Skipped};
 
 #[derive(Debug, Deserialize)]
 struct Probe<'a> {
@@ -123,7 +121,7 @@ pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, Inge
     let probe: Probe<'_> =
         serde_json::from_slice(body).map_err(|e| IngestError::malformed(".", e.to_string()))?;
     if probe.object.is_some() {
-        return meta::normalize_as(PROVIDER, body, received_at);
+        return meta::normalize_as(Provider::Gupshup, body, received_at);
     }
     let event: V2<'_> = parse_json(body, &String::new)?;
     let mut out = Normalized::default();
@@ -187,16 +185,9 @@ pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, Inge
         reported,
     });
     let name = message.kind.as_deref().unwrap_or_default();
-    out.events.push(Event {
-        event_id: format!("gupshup:status:{id}:{name}").into(),
-        schema_version: SCHEMA_VERSION,
-        event_time: Timestamp(at),
-        receive_time: received_at,
-        provider: PROVIDER.to_owned(),
-        waba_id: sender.as_str().into(),
-        contact: Some(ContactKey::new(&sender, user)),
-        kind,
-    });
+    let envelope = Envelope { provider: Provider::Gupshup, received_at };
+    let id = format!("gupshup:status:{id}:{name}");
+    out.events.push(envelope.event(id, at, &sender, Some(ContactKey::new(&sender, user)), kind));
     Ok(out)
 }
 
@@ -236,16 +227,15 @@ fn billing_event(
         conversation_origin: None,
         conversation_expires_at: None,
     };
-    Ok(Event {
-        event_id: format!("gupshup:billing:{}", r.id).into(),
-        schema_version: SCHEMA_VERSION,
-        event_time: Timestamp(at),
-        receive_time: received_at,
-        provider: PROVIDER.to_owned(),
-        waba_id: sender.into(),
-        contact: Some(ContactKey::new(sender, user)),
-        kind: EventKind::PricingReport(PricingReport { message_id: r.id.as_ref().into(), reported }),
-    })
+    let kind = EventKind::PricingReport(PricingReport { message_id: r.id.as_ref().into(), reported });
+    let envelope = Envelope { provider: Provider::Gupshup, received_at };
+    Ok(envelope.event(
+        format!("gupshup:billing:{}", r.id),
+        at,
+        sender,
+        Some(ContactKey::new(sender, user)),
+        kind,
+    ))
 }
 
 /// Gupshup's CBP shorthands: FEP (free entry point), UIC / BIC (user- / business-initiated).

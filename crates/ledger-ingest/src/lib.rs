@@ -16,7 +16,7 @@ pub mod sinch;
 pub mod sunshine;
 mod timestamp;
 
-use ledger_core::{Event, Timestamp};
+use ledger_core::{ContactKey, Event, EventKind, Timestamp, SCHEMA_VERSION};
 
 pub use error::IngestError;
 pub use limits::Limits;
@@ -62,6 +62,36 @@ impl std::str::FromStr for Provider {
             "gupshup" => Ok(Provider::Gupshup),
             "send_records" | "sends" => Ok(Provider::SendRecords),
             other => Err(IngestError::UnknownProvider(other.to_owned())),
+        }
+    }
+}
+
+/// What every event of one body shares: the provider that delivered it and when it arrived.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Envelope {
+    pub provider: Provider,
+    pub received_at: Timestamp,
+}
+
+impl Envelope {
+    /// An event with the provider-derived `id`, that happened `at` (Unix seconds).
+    pub fn event(
+        &self,
+        id: String,
+        at: i64,
+        waba_id: &str,
+        contact: Option<ContactKey>,
+        kind: EventKind,
+    ) -> Event {
+        Event {
+            event_id: id.into(),
+            schema_version: SCHEMA_VERSION,
+            event_time: Timestamp(at),
+            receive_time: self.received_at,
+            provider: self.provider.as_str().to_owned(),
+            waba_id: waba_id.into(),
+            contact,
+            kind,
         }
     }
 }

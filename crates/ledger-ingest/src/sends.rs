@@ -9,15 +9,12 @@ use std::sync::Arc;
 
 use ledger_core::{
     ContactKey, Event, EventKind, SendContent, SendRecord, TemplateCategory, TemplateUse, Timestamp,
-    SCHEMA_VERSION,
 };
 use serde::Deserialize;
 
 use crate::error::IngestError;
 use crate::timestamp::rfc3339_seconds;
-use crate::Normalized;
-
-pub const PROVIDER: &str = "send_api";
+use crate::{Envelope, Normalized, Provider};
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
@@ -130,19 +127,12 @@ fn event(record: Record, received_at: Timestamp, path: &dyn Fn() -> String) -> R
     let recipient: Arc<str> = record.recipient.trim().trim_start_matches('+').into();
     let user = record.user_id.as_deref().map(str::trim).filter(|u| !u.is_empty()).unwrap_or(&recipient);
     let contact = ContactKey::new(&record.phone_number_id, user);
-    Ok(Event {
-        event_id: format!("send:{}", record.message_id).into(),
-        schema_version: SCHEMA_VERSION,
-        event_time: Timestamp(sent_at),
-        receive_time: received_at,
-        provider: PROVIDER.to_owned(),
-        waba_id: record.waba_id.into(),
-        contact: Some(contact),
-        kind: EventKind::SendRecord(SendRecord {
-            message_id: record.message_id.into(),
-            recipient: Some(recipient),
-            content,
-            marketing_lite: record.marketing_lite,
-        }),
-    })
+    let envelope = Envelope { provider: Provider::SendRecords, received_at };
+    let kind = EventKind::SendRecord(SendRecord {
+        message_id: record.message_id.as_str().into(),
+        recipient: Some(recipient),
+        content,
+        marketing_lite: record.marketing_lite,
+    });
+    Ok(envelope.event(format!("send:{}", record.message_id), sent_at, &record.waba_id, Some(contact), kind))
 }

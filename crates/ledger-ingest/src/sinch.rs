@@ -14,16 +14,13 @@
 use std::borrow::Cow;
 
 use ledger_core::{
-    ContactKey, DeliveryStatus, EntryPoint, Event, EventKind, InboundMessage, MessageStatus, StatusError,
-    Timestamp, SCHEMA_VERSION,
+    ContactKey, DeliveryStatus, EntryPoint, EventKind, InboundMessage, MessageStatus, StatusError, Timestamp,
 };
 use serde::Deserialize;
 
 use crate::error::{parse_json, IngestError};
 use crate::timestamp::rfc3339_seconds;
-use crate::{Normalized, Skipped};
-
-pub const PROVIDER: &str = "sinch";
+use crate::{Envelope, Normalized, Provider, Skipped};
 
 #[derive(Debug, Deserialize)]
 struct Callback<'a> {
@@ -147,10 +144,9 @@ pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, Inge
             });
             let user = identity(&message.channel_identity.identity, "message.channel_identity.identity")?;
             let sender = sender()?;
-            out.events.push(event(
+            out.events.push(Envelope { provider: Provider::Sinch, received_at }.event(
                 format!("sinch:msg:{}", message.id),
                 at,
-                received_at,
                 &sender,
                 Some(ContactKey::new(&sender, user)),
                 kind,
@@ -195,10 +191,9 @@ pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, Inge
                     let id =
                         format!("sinch:status:{}:{}", report.message_id, report.status.to_ascii_lowercase());
                     let sender = sender()?;
-                    out.events.push(event(
+                    out.events.push(Envelope { provider: Provider::Sinch, received_at }.event(
                         id,
                         at,
-                        received_at,
                         &sender,
                         Some(ContactKey::new(&sender, user)),
                         kind,
@@ -214,26 +209,6 @@ pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, Inge
         });
     }
     Ok(out)
-}
-
-fn event(
-    id: String,
-    at: i64,
-    received_at: Timestamp,
-    sender: &str,
-    contact: Option<ContactKey>,
-    kind: EventKind,
-) -> Event {
-    Event {
-        event_id: id.into(),
-        schema_version: SCHEMA_VERSION,
-        event_time: Timestamp(at),
-        receive_time: received_at,
-        provider: PROVIDER.to_owned(),
-        waba_id: sender.into(),
-        contact,
-        kind,
-    }
 }
 
 fn delivery_status(status: &str) -> Option<DeliveryStatus> {

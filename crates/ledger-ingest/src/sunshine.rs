@@ -14,15 +14,13 @@ use std::borrow::Cow;
 
 use ledger_core::{
     ContactKey, DeliveryStatus, Event, EventKind, InboundMessage, MessageStatus, StatusError, Timestamp,
-    SCHEMA_VERSION,
 };
 use serde::Deserialize;
 
 use crate::error::{parse_json, IngestError};
 use crate::timestamp::rfc3339_seconds;
-use crate::{Normalized, Skipped};
+use crate::{Envelope, Normalized, Provider, Skipped};
 
-pub const PROVIDER: &str = "sunshine";
 const WHATSAPP: &str = "whatsapp";
 
 #[derive(Debug, Deserialize)]
@@ -238,14 +236,6 @@ fn build(
     contact: ContactKey,
     kind: EventKind,
 ) -> Event {
-    Event {
-        event_id: format!("sunshine:{}", event.id).into(),
-        schema_version: SCHEMA_VERSION,
-        event_time: Timestamp(at),
-        receive_time: received_at,
-        provider: PROVIDER.to_owned(),
-        waba_id: account.into(),
-        contact: Some(contact),
-        kind,
-    }
+    let envelope = Envelope { provider: Provider::Sunshine, received_at };
+    envelope.event(format!("sunshine:{}", event.id), at, account, Some(contact), kind)
 }

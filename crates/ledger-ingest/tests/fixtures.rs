@@ -164,6 +164,7 @@ fn every_fixture_normalizes_as_the_golden_file_says() {
                     for event in &normalized.events {
                         event.validate().unwrap_or_else(|e| panic!("{folder}/{name}: invalid event: {e}"));
                         assert_eq!(event.receive_time, received);
+                        assert_eq!(event.provider, provider.as_str(), "{folder}/{name}: provider label");
                     }
                     describe(&normalized, &mut report);
                 }

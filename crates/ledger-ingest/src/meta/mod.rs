@@ -17,29 +17,28 @@ use std::borrow::Cow;
 use ledger_core::{
     ContactKey, DeliveryStatus, EntryPoint, Event, EventKind, InboundMessage, MessageStatus, PricingModel,
     PricingType, ReportedCategory, ReportedPricing, StatusError, TemplateCategory, TemplateCategoryChange,
-    Timestamp, VolumeTierUpdate, SCHEMA_VERSION,
+    Timestamp, VolumeTierUpdate,
 };
 use serde_json::value::RawValue;
 
 use crate::error::{parse_json, IngestError};
-use crate::{Normalized, Skipped};
+use crate::{Envelope, Normalized, Provider, Skipped};
 use payload::{
     AccountUpdate, CategoryUpdate, Change, ChangeValue, InboundMessagePayload, MessagesValue, StatusPayload,
     ValueSource, Webhook,
 };
 
-pub const PROVIDER: &str = "meta_cloud";
 const OBJECT: &str = "whatsapp_business_account";
 
 /// Normalizes one Cloud API webhook body.
 pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, IngestError> {
-    normalize_as(PROVIDER, body, received_at)
+    normalize_as(Provider::MetaCloud, body, received_at)
 }
 
 /// Normalizes a body in Meta's format relayed by `provider` (e.g. Gupshup's v3 events): the ids
 /// stay Meta's, the provider label is the relay's.
 pub(crate) fn normalize_as(
-    provider: &'static str,
+    provider: Provider,
     body: &[u8],
     received_at: Timestamp,
 ) -> Result<Normalized, IngestError> {
@@ -56,7 +55,7 @@ pub(crate) fn normalize_as(
 
 /// `Ok(None)` when a value holder could not decide (see [`ValueSource`]).
 fn normalize_webhook<'a, V: ValueSource<'a>>(
-    provider: &'static str,
+    provider: Provider,
     webhook: Webhook<'a, V>,
     received_at: Timestamp,
 ) -> Result<Option<Normalized>, IngestError> {
@@ -71,7 +70,8 @@ fn normalize_webhook<'a, V: ValueSource<'a>>(
         if entry.id.is_empty() {
             return Err(IngestError::malformed(format!("entry[{e}].id"), "empty WABA id"));
         }
-        let ctx = Context { provider, waba_id: &entry.id, entry_time: entry.time.map(|t| t.0), received_at };
+        let envelope = Envelope { provider, received_at };
+        let ctx = Context { envelope, waba_id: &entry.id, entry_time: entry.time.map(|t| t.0) };
         for (c, change) in entry.changes.into_iter().enumerate() {
             let path = || format!("entry[{e}].changes[{c}].value");
             if !normalize_change(&ctx, change, &path, &mut out)? {
@@ -83,24 +83,14 @@ fn normalize_webhook<'a, V: ValueSource<'a>>(
 }
 
 struct Context<'a> {
-    provider: &'static str,
+    envelope: Envelope,
     waba_id: &'a str,
     entry_time: Option<i64>,
-    received_at: Timestamp,
 }
 
 impl Context<'_> {
     fn event(&self, id: String, at: i64, contact: Option<ContactKey>, kind: EventKind) -> Event {
-        Event {
-            event_id: id.into(),
-            schema_version: SCHEMA_VERSION,
-            event_time: Timestamp(at),
-            receive_time: self.received_at,
-            provider: self.provider.to_owned(),
-            waba_id: self.waba_id.into(),
-            contact,
-            kind,
-        }
+        self.envelope.event(id, at, self.waba_id, contact, kind)
     }
 }
 
@@ -375,11 +365,11 @@ mod tests {
             for file in std::fs::read_dir(root.join(folder)).expect("fixtures").filter_map(Result::ok) {
                 let body = std::fs::read(file.path()).expect("readable");
                 let two_pass = parse_json::<Webhook<'_, &RawValue>>(&body, &String::new)
-                    .and_then(|w| normalize_webhook(PROVIDER, w, Timestamp(1)));
+                    .and_then(|w| normalize_webhook(Provider::MetaCloud, w, Timestamp(1)));
                 let Ok(one_pass) = serde_json::from_slice::<Webhook<'_, ChangeValue<'_>>>(&body) else {
                     continue;
                 };
-                match normalize_webhook(PROVIDER, one_pass, Timestamp(1)) {
+                match normalize_webhook(Provider::MetaCloud, one_pass, Timestamp(1)) {
                     Ok(None) => {}
                     one_pass => {
                         decided += 1;
