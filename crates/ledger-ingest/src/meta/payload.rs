@@ -40,10 +40,11 @@ pub(super) struct Change<'a, V> {
     pub value: V,
 }
 
-/// Every part of a change value the adapter reads, whatever the change's `field`: Meta puts
-/// `value` before `field`, and this lets the body parse in one pass. Unrelated fields whose
-/// values clash with these shapes make the parse fail, and the body is parsed again with
-/// [`RawValue`]s.
+/// Every part of a change value the adapter reads, whatever the change's `field` (`messages`,
+/// `template_category_update`, `account_update`); each normalization demands the parts its field
+/// requires. Meta puts `value` before `field`: holding this superset lets a body parse in one
+/// pass. Unrelated fields whose values clash with these shapes make that parse fail, and the body
+/// is parsed again with [`RawValue`]s.
 #[derive(Debug, Deserialize)]
 pub(super) struct ChangeValue<'a> {
     #[serde(default, borrow)]
@@ -72,64 +73,22 @@ pub(super) struct ChangeValue<'a> {
     pub category_update_timestamp: Option<UnixSeconds>,
 }
 
-/// How a change's value yields the typed view its `field` calls for. `Ok(None)`: this holder
-/// cannot tell (a required part is absent), and the body must take the two-pass route.
-pub(super) trait ValueSource<'a>: Sized {
-    fn messages(self, path: &dyn Fn() -> String) -> Result<Option<MessagesValue<'a>>, IngestError>;
-    fn category_update(self, path: &dyn Fn() -> String) -> Result<Option<CategoryUpdate<'a>>, IngestError>;
-    fn account_update(self, path: &dyn Fn() -> String) -> Result<Option<AccountUpdate<'a>>, IngestError>;
+/// How a change's value is held: parsed already (one pass) or as raw JSON parsed once its
+/// `field` says it is one the adapter reads.
+pub(super) trait IntoValue<'a> {
+    fn into_value(self, path: &dyn Fn() -> String) -> Result<ChangeValue<'a>, IngestError>;
 }
 
-impl<'a> ValueSource<'a> for &'a RawValue {
-    fn messages(self, path: &dyn Fn() -> String) -> Result<Option<MessagesValue<'a>>, IngestError> {
-        parse_json(self.get().as_bytes(), path).map(Some)
-    }
-
-    fn category_update(self, path: &dyn Fn() -> String) -> Result<Option<CategoryUpdate<'a>>, IngestError> {
-        parse_json(self.get().as_bytes(), path).map(Some)
-    }
-
-    fn account_update(self, path: &dyn Fn() -> String) -> Result<Option<AccountUpdate<'a>>, IngestError> {
-        parse_json(self.get().as_bytes(), path).map(Some)
+impl<'a> IntoValue<'a> for ChangeValue<'a> {
+    fn into_value(self, _: &dyn Fn() -> String) -> Result<ChangeValue<'a>, IngestError> {
+        Ok(self)
     }
 }
 
-impl<'a> ValueSource<'a> for ChangeValue<'a> {
-    fn messages(self, _: &dyn Fn() -> String) -> Result<Option<MessagesValue<'a>>, IngestError> {
-        Ok(self.metadata.map(|metadata| MessagesValue {
-            metadata,
-            contacts: self.contacts,
-            messages: self.messages,
-            statuses: self.statuses,
-        }))
+impl<'a> IntoValue<'a> for &'a RawValue {
+    fn into_value(self, path: &dyn Fn() -> String) -> Result<ChangeValue<'a>, IngestError> {
+        parse_json(self.get().as_bytes(), path)
     }
-
-    fn category_update(self, _: &dyn Fn() -> String) -> Result<Option<CategoryUpdate<'a>>, IngestError> {
-        Ok(self.message_template_name.map(|message_template_name| CategoryUpdate {
-            message_template_id: self.message_template_id,
-            message_template_name,
-            message_template_language: self.message_template_language,
-            new_category: self.new_category,
-            correct_category: self.correct_category,
-            category_update_timestamp: self.category_update_timestamp,
-        }))
-    }
-
-    fn account_update(self, _: &dyn Fn() -> String) -> Result<Option<AccountUpdate<'a>>, IngestError> {
-        Ok(Some(AccountUpdate { event: self.event, volume_tier_info: self.volume_tier_info }))
-    }
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct MessagesValue<'a> {
-    #[serde(borrow)]
-    pub metadata: Metadata<'a>,
-    #[serde(default, borrow)]
-    pub contacts: Vec<ContactPayload<'a>>,
-    #[serde(default, borrow)]
-    pub messages: Vec<InboundMessagePayload<'a>>,
-    #[serde(default, borrow)]
-    pub statuses: Vec<StatusPayload<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,14 +201,6 @@ pub(super) struct ErrorPayload<'a> {
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct AccountUpdate<'a> {
-    #[serde(default, borrow)]
-    pub event: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    pub volume_tier_info: Option<VolumeTierInfo<'a>>,
-}
-
-#[derive(Debug, Deserialize)]
 pub(super) struct VolumeTierInfo<'a> {
     pub tier_update_time: UnixSeconds,
     #[serde(borrow)]
@@ -260,23 +211,6 @@ pub(super) struct VolumeTierInfo<'a> {
     pub effective_month: Cow<'a, str>,
     #[serde(borrow)]
     pub region: Cow<'a, str>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct CategoryUpdate<'a> {
-    /// An integer in Meta's examples; accepted as a string too.
-    #[serde(default, deserialize_with = "string_or_number")]
-    pub message_template_id: Option<String>,
-    #[serde(borrow)]
-    pub message_template_name: Cow<'a, str>,
-    #[serde(default, borrow)]
-    pub message_template_language: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    pub new_category: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    pub correct_category: Option<Cow<'a, str>>,
-    #[serde(default)]
-    pub category_update_timestamp: Option<UnixSeconds>,
 }
 
 fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
