@@ -177,11 +177,6 @@ impl Ledger {
     pub fn contact(&self, waba_id: &WabaId, contact: &ContactKey) -> Option<&ContactLedger> {
         self.accounts.get(waba_id)?.contacts.get(contact)
     }
-
-    /// Whether the account is still folded in UTC for want of a settings event.
-    pub fn time_zone_assumed(&self, waba_id: &WabaId) -> bool {
-        self.accounts.get(waba_id).is_none_or(|a| a.clock.tz_assumed())
-    }
 }
 
 fn refold_account(

@@ -81,11 +81,6 @@ pub struct ContactLedger {
 }
 
 impl ContactLedger {
-    /// The facts currently concluded, in evaluation order.
-    pub fn facts(&self) -> impl Iterator<Item = &Arc<Fact>> {
-        self.facts.iter().map(|(_, fact)| fact)
-    }
-
     /// The merged status of a business message (W1), if any status was seen.
     pub fn message_status(&self, message_id: &MessageId) -> Option<crate::event::DeliveryStatus> {
         self.messages.get(message_id)?.final_status()
