@@ -3,9 +3,9 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: setup test fmt-check clippy unit run bench
+.PHONY: setup test fmt-check clippy unit run fold-sample bench bench-e2e
 
-## setup: install what a fresh machine lacks (nothing beyond the Rust toolchain so far)
+## setup: install what a fresh machine lacks (a C/C++ compiler, libclang for the RocksDB bindings)
 setup:
 	@./scripts/setup.sh
 
@@ -25,10 +25,19 @@ else
 	$(CARGO) test --workspace --locked --no-fail-fast
 endif
 
-## run: fold the bundled sample and print its entries and a per-category summary
+## run: serve the embedded ledger on 127.0.0.1:8080 with its data in ./data
 run: setup
+	$(CARGO) run --release --locked -p ledger-cli -- serve $(SERVE_ARGS)
+
+## fold-sample: fold the bundled sample and print its entries and a per-category summary
+fold-sample: setup
 	$(CARGO) run --release --locked -p ledger-cli -- fold examples/sample-events.jsonl --summary
 
 ## bench: the fold throughput benchmark (figures go to BENCHMARKS.md)
 bench:
 	$(CARGO) bench --locked -p ledger-core --bench fold
+
+## bench-e2e: projector, replay, HTTP ingest and eligibility latency (BENCHMARKS.md)
+bench-e2e: setup
+	$(CARGO) run --release --locked -p ledger-bench -- pipeline
+	$(CARGO) run --release --locked -p ledger-bench -- http

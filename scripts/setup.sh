@@ -5,6 +5,11 @@ set -euo pipefail
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
+# librocksdb-sys generates its bindings with bindgen, which loads libclang at build time.
+if ! dpkg -s libclang-dev >/dev/null 2>&1; then
+  need_apt+=(libclang-dev)
+fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo_cmd=""

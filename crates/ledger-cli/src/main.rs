@@ -1,9 +1,12 @@
 //! `ledger`: the command-line entry point. Thin by design: argument parsing here, the work in
 //! the library crates and one module per subcommand.
 
+mod config;
 mod eligibility;
 mod fold;
 mod normalize;
+mod query;
+mod store_ops;
 
 use std::process::ExitCode;
 
@@ -34,14 +37,41 @@ enum Command {
     Eligibility(eligibility::EligibilityArgs),
     /// Normalize provider webhook bodies into normalized events (JSON lines).
     Normalize(normalize::NormalizeArgs),
+    /// Run the ledger: webhook API, embedded log, projector and queries in one process.
+    Serve(config::ServeArgs),
+    /// Append webhook bodies, send records or normalized events to a data directory's log
+    /// (or post them to a server) and project them.
+    Import(store_ops::ImportArgs),
+    /// Ask eligibility, timeline, usage, entries or explain questions.
+    Query(query::QueryArgs),
+    /// Rebuild the state from the log into a fresh store.
+    Replay(store_ops::ReplayArgs),
+    /// Compare the incremental state with one rebuilt from the log; exit 1 on mismatch.
+    Audit(store_ops::AuditArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Eligibility(args) => eligibility::run(&args),
         Command::Fold(args) => fold::run(&args),
         Command::Normalize(args) => normalize::run(&args),
+        Command::Serve(args) => store_ops::serve(&args),
+        Command::Import(args) => store_ops::import(&args),
+        Command::Query(args) => query::run(&args),
+        Command::Replay(args) => store_ops::replay(&args),
+        Command::Audit(args) => match store_ops::audit(&args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(error) => Err(error),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

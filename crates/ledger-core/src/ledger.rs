@@ -51,6 +51,9 @@ pub struct Ledger {
     accounts: foldhash::HashMap<WabaId, Account>,
     allowances: foldhash::HashMap<AllowancePool, Allowance>,
     journal: Journal,
+    /// The account each business phone number was seen under, for queries that name a
+    /// contact without its WABA.
+    phone_numbers: foldhash::HashMap<std::sync::Arc<str>, WabaId>,
 }
 
 impl Ledger {
@@ -70,6 +73,9 @@ impl Ledger {
         let Account { clock, catalog, contacts, account_events, settings } = account;
 
         if let Some(contact_key) = event.contact.clone() {
+            if !self.phone_numbers.contains_key(&contact_key.phone_number_id) {
+                self.phone_numbers.insert(contact_key.phone_number_id.clone(), event.waba_id.clone());
+            }
             let waba_id = event.waba_id.clone();
             let ctx = FoldContext { clock, catalog, waba_id: &waba_id, contact: &contact_key };
             let mut diff = FactDiff::default();
@@ -172,6 +178,11 @@ impl Ledger {
         let mut entries: Vec<Entry> = self.journal.live_entries().collect();
         entries.sort_by_key(|e| (e.fact.at(), matches!(&*e.fact, Fact::MessageBilled(_)), e.id));
         entries
+    }
+
+    /// The WABA a business phone number's events came under, if any arrived.
+    pub fn waba_of_phone_number(&self, phone_number_id: &str) -> Option<&WabaId> {
+        self.phone_numbers.get(phone_number_id)
     }
 
     pub fn contact(&self, waba_id: &WabaId, contact: &ContactKey) -> Option<&ContactLedger> {

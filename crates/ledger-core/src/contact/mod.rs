@@ -81,6 +81,11 @@ pub struct ContactLedger {
 }
 
 impl ContactLedger {
+    /// The time of the latest event folded in (events are ordered by time, not arrival).
+    pub fn latest_event_time(&self) -> Option<Timestamp> {
+        self.last.as_ref().map(|key| key.at)
+    }
+
     /// The merged status of a business message (W1), if any status was seen.
     pub fn message_status(&self, message_id: &MessageId) -> Option<crate::event::DeliveryStatus> {
         self.messages.get(message_id)?.final_status()

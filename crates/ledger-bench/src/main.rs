@@ -1,0 +1,309 @@
+//! `ledger-bench`: end-to-end figures for BENCHMARKS.md.
+//!
+//! - `pipeline`: synthetic webhooks → normalize → embedded log (durable), then the projector
+//!   drains the log into RocksDB (events/s), then a replay builds a fresh store from the log.
+//! - `http`: an in-process `ledger serve`; concurrent clients post real-shaped Meta status
+//!   webhooks (acknowledged only once durable) for a while, then eligibility requests are sent
+//!   at a fixed rate while webhooks keep the projector busy, and their latency is recorded.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use ledger_core::{LedgerConfig, Timestamp};
+use ledger_ingest::{Limits, Provider};
+use ledger_log::{EmbeddedLog, EmbeddedLogOptions, EventLog};
+use ledger_projector::{drain, Projector};
+use ledger_store::{Store, PROJECTOR};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Projector and replay throughput from the embedded log into RocksDB.
+    Pipeline {
+        /// Contacts in the synthetic day (about 8 events each).
+        #[arg(long, default_value_t = 100_000)]
+        contacts: usize,
+    },
+    /// Webhook ingest over HTTP, then eligibility latency under load.
+    Http {
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Eligibility requests per second in the latency phase.
+        #[arg(long, default_value_t = 5_000)]
+        rate: u64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Pipeline { contacts } => pipeline(contacts),
+        Command::Http { connections, seconds, rate } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(http(connections, seconds, rate))
+        }
+    }
+}
+
+fn market(_: Option<&str>) -> String {
+    "unknown".to_owned()
+}
+
+fn pipeline(contacts: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let start = 1_756_684_800; // 2025-09-01, per-message pricing.
+    let webhooks = ledger_bench::traffic(7, contacts, start);
+    let log = EmbeddedLog::open(&dir.path().join("log"), EmbeddedLogOptions::default())?;
+    let limits = Limits::default();
+    let loaded = Instant::now();
+    let mut pending = Vec::new();
+    for chunk in webhooks.chunks(256) {
+        let mut records = Vec::new();
+        for webhook in chunk {
+            let (mut r, _) = ledger_query::ingest::prepare(
+                Provider::MetaCloud,
+                webhook.body.as_bytes(),
+                Timestamp(start),
+                &limits,
+            )
+            .map_err(|r| anyhow::anyhow!(r.reason))?;
+            records.append(&mut r);
+        }
+        pending.push(log.append(records));
+    }
+    for ticket in pending {
+        ticket.wait_blocking()?;
+    }
+    let events = log.end_offset();
+    println!(
+        "log: {} webhooks → {events} events appended durably in {:.2}s",
+        webhooks.len(),
+        loaded.elapsed().as_secs_f64()
+    );
+
+    let store = Arc::new(Store::open(&dir.path().join("state"))?);
+    let mut projector = Projector::resume(
+        &log,
+        store.clone(),
+        PROJECTOR,
+        LedgerConfig::default(),
+        Arc::new(market),
+        &mut |_, _| {},
+    )?;
+    let started = Instant::now();
+    let report = drain(&mut projector, &log, 8192, events, &mut |_, _| {})?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "projector: {} events → {} entries in {seconds:.2}s = {:.0} events/s (batches of 8192, one WriteBatch each)",
+        report.records,
+        report.entries,
+        report.records as f64 / seconds
+    );
+    let projected_digest = store.digest()?;
+    drop(projector);
+
+    let replay_store = Arc::new(Store::open(&dir.path().join("replayed"))?);
+    let mut replayer = Projector::resume(
+        &log,
+        replay_store.clone(),
+        PROJECTOR,
+        LedgerConfig::default(),
+        Arc::new(market),
+        &mut |_, _| {},
+    )?;
+    let started = Instant::now();
+    let report = drain(&mut replayer, &log, 65_536, events, &mut |_, _| {})?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "replay: {} events into a fresh store in {seconds:.2}s = {:.0} events/s (batches of 65536)",
+        report.records,
+        report.records as f64 / seconds
+    );
+    drop(replayer);
+    let resumed_at = Instant::now();
+    let resumed =
+        Projector::resume(&log, store, PROJECTOR, LedgerConfig::default(), Arc::new(market), &mut |_, _| {})?;
+    let seconds = resumed_at.elapsed().as_secs_f64();
+    println!(
+        "restart: fold of {} logged events into memory in {seconds:.2}s = {:.0} events/s",
+        resumed.next_offset(),
+        resumed.next_offset() as f64 / seconds
+    );
+    anyhow::ensure!(
+        replay_store.digest()? == projected_digest,
+        "replayed state differs from projected state"
+    );
+    println!("replayed digest equals projected digest: {}", projected_digest.combined());
+    Ok(())
+}
+
+type Client = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Client> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+async fn request(client: &mut Client, method: &str, uri: &str, body: Bytes) -> anyhow::Result<u16> {
+    client.ready().await?;
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(body))?;
+    let response = client.send_request(request).await?;
+    let status = response.status().as_u16();
+    response.into_body().collect().await?;
+    Ok(status)
+}
+
+/// Posts webhooks from `bodies` round-robin on `connections` clients until `stop`.
+fn spawn_posters(
+    addr: std::net::SocketAddr,
+    connections: usize,
+    bodies: Arc<Vec<Bytes>>,
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+) -> Vec<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let next = Arc::new(AtomicU64::new(0));
+    (0..connections)
+        .map(|_| {
+            let (bodies, stop, acked, next) = (bodies.clone(), stop.clone(), acked.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut client = connect(addr).await?;
+                while !stop.load(Ordering::Relaxed) {
+                    let n = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    let status = request(
+                        &mut client,
+                        "POST",
+                        "/v1/webhooks/meta_cloud",
+                        bodies[n % bodies.len()].clone(),
+                    )
+                    .await?;
+                    anyhow::ensure!(status == 200, "webhook answered {status}");
+                    acked.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            })
+        })
+        .collect()
+}
+
+async fn http(connections: usize, seconds: u64, rate: u64) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let config = ledger_query::ServeConfig {
+        listen: addr,
+        data_dir: dir.path().to_owned(),
+        secrets: Default::default(),
+        limits: Limits::default(),
+        ledger: LedgerConfig::default(),
+        batch_size: 8192,
+    };
+    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ledger_query::server::serve_on(listener, config, Arc::new(market), async {
+        let _ = stopped.await;
+    }));
+    let mut probe = loop {
+        if let Ok(client) = connect(addr).await {
+            break client;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    while request(&mut probe, "GET", "/readyz", Bytes::new()).await? != 200 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Phase 1: ingest throughput with durable acknowledgements.
+    let bodies: Arc<Vec<Bytes>> =
+        Arc::new(ledger_bench::statuses(11, 2_000_000, 1_756_684_800).into_iter().map(Bytes::from).collect());
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let posters = spawn_posters(addr, connections, bodies.clone(), stop.clone(), acked.clone());
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for poster in posters {
+        poster.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let total = acked.load(Ordering::Relaxed);
+    println!(
+        "ingest: {total} Meta status webhooks acknowledged (durable) in {elapsed:.2}s = {:.0} webhooks/s over {connections} connections",
+        total as f64 / elapsed
+    );
+
+    // Phase 2: eligibility latency at a fixed rate while webhooks keep the projector busy.
+    let stop = Arc::new(AtomicBool::new(false));
+    let background = spawn_posters(addr, connections / 2, bodies, stop.clone(), Arc::new(AtomicU64::new(0)));
+    let mut histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000, 3)?;
+    let askers = 16;
+    let per_asker = Duration::from_secs_f64(askers as f64 / rate as f64);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for a in 0..askers {
+        tasks.push(tokio::spawn(async move {
+            let mut client = connect(addr).await?;
+            let mut latencies = Vec::new();
+            let mut next_at = Instant::now() + per_asker.mul_f64(a as f64 / askers as f64);
+            let mut n = a;
+            while Instant::now() < deadline {
+                tokio::time::sleep_until(next_at.into()).await;
+                // Latency is measured from the intended send time: a stalled server cannot
+                // hide its queueing delay (no coordinated omission).
+                let intended = next_at;
+                next_at += per_asker;
+                let uri = format!(
+                    "/v1/contacts/{}/1650555{:07}/eligibility?at=1756700000",
+                    ledger_bench::PHONE_NUMBER_ID,
+                    n % 100_000
+                );
+                n += askers;
+                let status = request(&mut client, "GET", &uri, Bytes::new()).await?;
+                anyhow::ensure!(status == 200, "eligibility answered {status}");
+                latencies.push(intended.elapsed().as_micros() as u64);
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    for task in tasks {
+        for latency in task.await?? {
+            histogram.record(latency.max(1))?;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for poster in background {
+        poster.await??;
+    }
+    println!(
+        "eligibility at {rate}/s with the projector busy: {} requests, p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
+        histogram.len(),
+        histogram.value_at_quantile(0.5),
+        histogram.value_at_quantile(0.99),
+        histogram.value_at_quantile(0.999),
+        histogram.max()
+    );
+    let _ = stop_server.send(());
+    server.await?.context("server")?;
+    Ok(())
+}

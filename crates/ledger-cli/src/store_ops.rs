@@ -1,0 +1,242 @@
+//! `ledger serve`, `import`, `replay` and `audit`: the commands that open a data directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use ledger_core::LedgerConfig;
+use ledger_ingest::{Limits, Provider};
+use ledger_log::{EmbeddedLog, EmbeddedLogOptions, EventLog};
+use ledger_projector::{drain, MarketOf, Projector};
+use ledger_query::ingest::{self, DeadLetters};
+use ledger_query::server::{log_path, state_path};
+use ledger_store::{Store, PROJECTOR};
+
+use crate::config::{ServeArgs, DEFAULT_DATA_DIR};
+
+/// The market of a recipient (R5). Market mapping belongs to pricing; until it is wired in,
+/// usage counts every entry under `unknown`.
+pub fn market_of() -> MarketOf {
+    Arc::new(|_recipient: Option<&str>| "unknown".to_owned())
+}
+
+pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    tracing::info!(secrets = ?config.secrets, "configuration loaded");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(ledger_query::serve(config, market_of()))
+}
+
+fn progress_bar(label: &str, total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} records ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(label.to_owned());
+    bar
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Files to import: webhook bodies (JSON, or JSON lines of bodies) with --provider, or
+    /// JSON lines of normalized events without it.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The provider whose webhook bodies the files hold (`send_records` for send records).
+    #[arg(long)]
+    pub provider: Option<Provider>,
+    #[arg(long, env = "LEDGER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Post to a running server instead of opening the data directory.
+    #[arg(long)]
+    pub server: Option<String>,
+}
+
+/// The bodies (or normalized events) a file holds, each with where it came from.
+fn units(path: &Path, bodies: bool) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let lines = path.extension().is_some_and(|e| e == "jsonl" || e == "ndjson") || !bodies;
+    if !lines {
+        return Ok(vec![(path.display().to_string(), bytes)]);
+    }
+    Ok(bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+        .map(|(n, line)| (format!("{}:{}", path.display(), n + 1), line.to_vec()))
+        .collect())
+}
+
+pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
+    if let Some(server) = &args.server {
+        return import_via_server(args, server);
+    }
+    let log = EmbeddedLog::open(&log_path(&args.data_dir), EmbeddedLogOptions::default())
+        .context("opening the event log (is `ledger serve` running on this data directory? use --server)")?;
+    let store = Arc::new(Store::open(&state_path(&args.data_dir)).context("opening the state store")?);
+    let dead_letters = DeadLetters::new(store.clone());
+    let limits = Limits::default();
+    let (mut new, mut duplicates, mut refused) = (0usize, 0usize, 0usize);
+    for path in &args.files {
+        for (source, body) in units(path, args.provider.is_some())? {
+            let prepared = match args.provider {
+                Some(provider) => ingest::prepare(provider, &body, ingest::now(), &limits),
+                None => normalized_event(&body),
+            };
+            match prepared {
+                Ok((records, mut accepted)) => {
+                    let answers = log.append(records).wait_blocking()?;
+                    ingest::tally(&mut accepted, &answers);
+                    new += accepted.new;
+                    duplicates += accepted.duplicates;
+                }
+                Err(refusal) => {
+                    refused += 1;
+                    eprintln!("{source}: refused ({}): {}", refusal.status, refusal.reason);
+                    dead_letters.keep(&format!("ledger import {source}"), &refusal, None, &body)?;
+                }
+            }
+        }
+    }
+    let mut projector =
+        Projector::resume(&log, store, PROJECTOR, LedgerConfig::default(), market_of(), &mut |_, _| {})?;
+    let report = drain(&mut projector, &log, 8192, log.end_offset(), &mut |_, _| {})?;
+    println!(
+        "imported: {new} new events, {duplicates} already in the log, {refused} refused (kept as dead letters); projected {} records into {} entries",
+        report.records, report.entries
+    );
+    if refused > 0 {
+        bail!("{refused} input(s) refused");
+    }
+    Ok(())
+}
+
+fn normalized_event(line: &[u8]) -> Result<(Vec<ledger_log::LogRecord>, ingest::Accepted), ingest::Refusal> {
+    let event: ledger_core::Event = serde_json::from_slice(line)
+        .map_err(|e| ingest::Refusal { status: 400, reason: format!("not a normalized event: {e}") })?;
+    event
+        .validate()
+        .map_err(|e| ingest::Refusal { status: 422, reason: format!("event {}: {e}", event.event_id) })?;
+    Ok((vec![ingest::record_of(&event)], ingest::Accepted { events: 1, ..Default::default() }))
+}
+
+fn import_via_server(args: &ImportArgs, server: &str) -> anyhow::Result<()> {
+    let Some(provider) = args.provider else {
+        bail!("--server needs --provider: the API takes webhook bodies")
+    };
+    let url = match provider {
+        Provider::SendRecords => format!("{}/v1/sends", server.trim_end_matches('/')),
+        p => format!("{}/v1/webhooks/{}", server.trim_end_matches('/'), p.as_str()),
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut refused = 0;
+    for path in &args.files {
+        for (source, body) in units(path, true)? {
+            let mut response = agent.post(&url).header("content-type", "application/json").send(&body[..])?;
+            let status = response.status().as_u16();
+            let text = response.body_mut().read_to_string().unwrap_or_default();
+            if status != 200 {
+                refused += 1;
+                eprintln!("{source}: {status} {text}");
+            } else {
+                println!("{source}: {text}");
+            }
+        }
+    }
+    if refused > 0 {
+        bail!("{refused} input(s) refused");
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    #[arg(long, env = "LEDGER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Where to build the fresh store [default: <data-dir>/state.rebuilt]; must not exist.
+    #[arg(long)]
+    pub into: Option<PathBuf>,
+    #[arg(long)]
+    pub era5: bool,
+    /// Records per batch.
+    #[arg(long, default_value_t = 65_536)]
+    pub batch_size: usize,
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Builds a fresh store from the log; returns its digest.
+pub fn rebuild(
+    log: &dyn EventLog,
+    into: &Path,
+    config: LedgerConfig,
+    end: u64,
+    batch_size: usize,
+    quiet: bool,
+) -> anyhow::Result<ledger_store::StateDigest> {
+    if into.exists() {
+        bail!("{} exists; replay builds a fresh store", into.display());
+    }
+    let store = Arc::new(Store::open(into)?);
+    let mut projector =
+        Projector::resume(log, store.clone(), PROJECTOR, config, market_of(), &mut |_, _| {})?;
+    let bar = if quiet { ProgressBar::hidden() } else { progress_bar("replay", end) };
+    let started = std::time::Instant::now();
+    let report = drain(&mut projector, log, batch_size, end, &mut |done, _| bar.set_position(done))?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    if !quiet {
+        eprintln!(
+            "replayed {} records into {} entries in {seconds:.2}s ({:.0} records/s)",
+            report.records,
+            report.entries,
+            report.records as f64 / seconds.max(1e-9)
+        );
+    }
+    Ok(store.digest()?)
+}
+
+pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
+    let log = EmbeddedLog::open_read_only(&log_path(&args.data_dir)).context("opening the event log")?;
+    let into = args.into.clone().unwrap_or_else(|| args.data_dir.join("state.rebuilt"));
+    let config = LedgerConfig { era5_enabled: args.era5, allowance_limit: None };
+    let digest = rebuild(&log, &into, config, log.end_offset(), args.batch_size, args.quiet)?;
+    println!("{} state digest {}", into.display(), digest.combined());
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[arg(long, env = "LEDGER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    #[arg(long)]
+    pub era5: bool,
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Rebuilds the state from the log up to the offset the live store covers and compares
+/// digests; a mismatch is an error (exit status 1).
+pub fn audit(args: &AuditArgs) -> anyhow::Result<bool> {
+    let log = EmbeddedLog::open_read_only(&log_path(&args.data_dir)).context("opening the event log")?;
+    let live = Store::open_read_only(&state_path(&args.data_dir)).context("opening the state store")?;
+    let covered = live.offset(PROJECTOR)?;
+    let live_digest = live.digest()?;
+    let scratch = tempfile::tempdir()?;
+    let config = LedgerConfig { era5_enabled: args.era5, allowance_limit: None };
+    let rebuilt = rebuild(&log, &scratch.path().join("state"), config, covered, 65_536, args.quiet)?;
+    println!("log records covered: {covered}");
+    println!("incremental state digest: {}", live_digest.combined());
+    println!("rebuilt state digest:     {}", rebuilt.combined());
+    let differences = live_digest.differences(&rebuilt);
+    if differences.is_empty() {
+        println!("audit: match ({} events, {} live entries)", live_digest.events, live_digest.live_entries);
+        Ok(true)
+    } else {
+        println!("audit: MISMATCH in {}", differences.join(", "));
+        Ok(false)
+    }
+}

@@ -1,0 +1,314 @@
+//! The projector: log → fold → store (ARCHITECTURE "Data flow").
+//!
+//! A batch is read from the log, decoded, folded into the in-memory [`Ledger`] and written as
+//! one [`StateBatch`] together with the offset it covers. Late events re-fold their contact
+//! inside the core and come out as reversal + new entries, written like any other.
+//!
+//! The fold state (timelines, journal generations, account allowances) is kept in memory and
+//! rebuilt at start by folding the already-projected prefix of the log without writing
+//! ([`Projector::resume`]): the same log in the same order yields the same entry ids, so the
+//! rebuilt state continues exactly where the store stopped. RocksDB holds everything queries
+//! read and the offset; the log holds the truth.
+
+mod snapshot;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
+
+use ledger_core::{ContactKey, Entry, Event, EventKind, Ingested, Ledger, LedgerConfig, WabaId};
+use ledger_log::{EventLog, LogError, StoredRecord};
+use ledger_store::{DeadLetter, Scope, Store, StoreError};
+
+pub use snapshot::{MessageSnapshot, TimelineSnapshot};
+
+/// Events folded per hold of the ledger's write lock: short enough that eligibility queries
+/// served from the same ledger wait well under a millisecond.
+const EVENTS_PER_LOCK: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Resolves the market (R5) of a recipient number; pricing owns the mapping.
+pub type MarketOf = Arc<dyn Fn(Option<&str>) -> String + Send + Sync>;
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    pub records: usize,
+    pub created: usize,
+    pub duplicates: usize,
+    pub conflicts: usize,
+    pub refused: usize,
+    pub entries: usize,
+    pub next_offset: u64,
+}
+
+/// Folds the log into the store.
+pub struct Projector {
+    ledger: Arc<RwLock<Ledger>>,
+    store: Arc<Store>,
+    consumer: String,
+    next_offset: u64,
+    market_of: MarketOf,
+    dead_letter_sequence: u64,
+}
+
+impl std::fmt::Debug for Projector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Projector").field("next_offset", &self.next_offset).finish_non_exhaustive()
+    }
+}
+
+/// Decoded record with what the write needs after the core consumed the event.
+struct Decoded {
+    offset: u64,
+    event: Event,
+}
+
+impl Projector {
+    /// A projector over `store` that resumes at the store's offset for `consumer`, after
+    /// folding the log's prefix before it into memory. `progress(done, total)` is called as
+    /// the prefix is folded.
+    pub fn resume(
+        log: &dyn EventLog,
+        store: Arc<Store>,
+        consumer: &str,
+        config: LedgerConfig,
+        market_of: MarketOf,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Projector, ProjectorError> {
+        let resume_at = store.offset(consumer)?;
+        let mut projector = Projector {
+            ledger: Arc::new(RwLock::new(Ledger::new(config))),
+            store,
+            consumer: consumer.to_owned(),
+            next_offset: 0,
+            market_of,
+            dead_letter_sequence: 0,
+        };
+        let mut records = Vec::new();
+        while projector.next_offset < resume_at {
+            records.clear();
+            let want = (resume_at - projector.next_offset).min(65_536) as usize;
+            log.read(projector.next_offset, want, &mut records)?;
+            let Some(last) = records.last() else { break };
+            let next = last.offset + 1;
+            let decoded = decode_all(&records, &mut |_, _| {});
+            let mut ledger = projector.ledger.write().unwrap_or_else(PoisonError::into_inner);
+            let mut entries = Vec::new();
+            for item in decoded {
+                // Refusals were dead-lettered when first projected.
+                let _ = ledger.apply(item.event, &mut entries);
+                entries.clear();
+            }
+            drop(ledger);
+            projector.next_offset = next;
+            progress(next, resume_at);
+        }
+        Ok(projector)
+    }
+
+    pub fn ledger(&self) -> Arc<RwLock<Ledger>> {
+        self.ledger.clone()
+    }
+
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
+    /// Projects up to `max` records from the log; returns what it did (records = 0 when the
+    /// log has nothing new).
+    pub fn step(&mut self, log: &dyn EventLog, max: usize) -> Result<BatchReport, ProjectorError> {
+        let mut records = Vec::with_capacity(max.min(65_536));
+        log.read(self.next_offset, max, &mut records)?;
+        self.project(&records)
+    }
+
+    /// Projects records that follow the current position, in one write.
+    pub fn project(&mut self, records: &[StoredRecord]) -> Result<BatchReport, ProjectorError> {
+        let started = Instant::now();
+        let Some(last) = records.last() else {
+            return Ok(BatchReport { next_offset: self.next_offset, ..BatchReport::default() });
+        };
+        let mut report =
+            BatchReport { records: records.len(), next_offset: last.offset + 1, ..Default::default() };
+        let mut refusals: Vec<(u64, String, Vec<u8>)> = Vec::new();
+        let decoded = decode_all(records, &mut |record, reason| {
+            refusals.push((record.offset, reason, record.payload.clone()));
+        });
+        let payloads: HashMap<u64, &[u8]> =
+            records.iter().map(|r| (r.offset, r.payload.as_slice())).collect();
+
+        let store = self.store.clone();
+        let mut batch = store.batch();
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut touched_contacts: HashSet<(WabaId, ContactKey)> = HashSet::new();
+        let mut touched_messages: HashSet<(WabaId, ContactKey, ledger_core::MessageId)> = HashSet::new();
+        let mut remaining = decoded.into_iter().peekable();
+        while remaining.peek().is_some() {
+            let mut ledger = self.ledger.write().unwrap_or_else(PoisonError::into_inner);
+            for Decoded { offset, event } in remaining.by_ref().take(EVENTS_PER_LOCK) {
+                let scope = scope_of(&event);
+                let event_id = event.event_id.clone();
+                let event_time = event.event_time;
+                let contact = event.contact.clone().map(|c| (event.waba_id.clone(), c));
+                let message = message_of(&event.kind).cloned();
+                match ledger.apply(event, &mut entries) {
+                    Ok(Ingested::Created) => {
+                        report.created += 1;
+                        let payload = payloads.get(&offset).copied().unwrap_or_default();
+                        batch.put_event(&scope, event_time.0, event_id.as_str(), payload);
+                        batch.put_dedupe(event_id.as_str(), offset);
+                        if let Some((waba_id, contact)) = contact {
+                            if let Some(message) = message {
+                                touched_messages.insert((waba_id.clone(), contact.clone(), message));
+                            }
+                            touched_contacts.insert((waba_id, contact));
+                        }
+                    }
+                    Ok(Ingested::Exists) => report.duplicates += 1,
+                    Ok(Ingested::ExistsWithDifferent(field)) => {
+                        report.conflicts += 1;
+                        tracing::warn!(event_id = %event_id, field, "same event id, different content");
+                        let reason = format!(
+                            "event {event_id} arrived again with a different {field}; the first is kept"
+                        );
+                        let payload = payloads.get(&offset).copied().unwrap_or_default().to_vec();
+                        refusals.push((offset, reason, payload));
+                    }
+                    Err(error) => {
+                        let payload = payloads.get(&offset).copied().unwrap_or_default().to_vec();
+                        refusals.push((
+                            offset,
+                            format!("event {event_id} refused by the fold: {error}"),
+                            payload,
+                        ));
+                    }
+                }
+            }
+        }
+
+        {
+            let ledger = self.ledger.read().unwrap_or_else(PoisonError::into_inner);
+            for (waba_id, contact) in &touched_contacts {
+                if let Some(snapshot) = TimelineSnapshot::of(&ledger, waba_id, contact) {
+                    batch.put_timeline(
+                        waba_id.as_str(),
+                        &contact.phone_number_id,
+                        &contact.user_id,
+                        &snapshot.to_json(),
+                    );
+                }
+            }
+            for (waba_id, contact, message_id) in &touched_messages {
+                let snapshot = MessageSnapshot::of(&ledger, waba_id, contact, message_id);
+                let pair = (&*contact.phone_number_id, &*contact.user_id);
+                batch.put_message(waba_id.as_str(), pair, message_id.as_str(), &snapshot.to_json());
+            }
+        }
+        for entry in &entries {
+            let market = (self.market_of)(entry.fact.context().recipient.as_deref());
+            batch.put_entry(entry, &market);
+        }
+        report.entries = entries.len();
+        report.refused = refusals.len() - report.conflicts;
+        self.store.commit(batch, &self.consumer, report.next_offset)?;
+        for (offset, reason, payload) in refusals {
+            self.dead_letter_sequence += 1;
+            let letter = DeadLetter {
+                received_at_micros: now_micros(),
+                source: format!("log offset {offset}"),
+                status: 0,
+                reason,
+                content_type: Some("application/x-protobuf; message=ledger.v1.Event".into()),
+                body_base64: base64_encode(&payload),
+            };
+            self.store.put_dead_letter(self.dead_letter_sequence, &letter)?;
+        }
+        self.next_offset = report.next_offset;
+
+        metrics::counter!("ledger_projector_events_total").increment(report.records as u64);
+        metrics::counter!("ledger_projector_entries_total").increment(report.entries as u64);
+        metrics::counter!("ledger_projector_duplicates_total").increment(report.duplicates as u64);
+        metrics::counter!("ledger_projector_conflicts_total").increment(report.conflicts as u64);
+        metrics::histogram!("ledger_projector_batch_seconds").record(started.elapsed().as_secs_f64());
+        Ok(report)
+    }
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn decode_all(records: &[StoredRecord], refuse: &mut dyn FnMut(&StoredRecord, String)) -> Vec<Decoded> {
+    let mut out = Vec::with_capacity(records.len());
+    for record in records {
+        match ledger_proto::decode_event(&record.payload) {
+            Ok(event) => out.push(Decoded { offset: record.offset, event }),
+            Err(error) => {
+                refuse(record, format!("log record {} is not a valid event: {error}", record.offset))
+            }
+        }
+    }
+    out
+}
+
+pub fn scope_of(event: &Event) -> Scope {
+    match &event.contact {
+        Some(contact) => Scope::Contact {
+            waba_id: event.waba_id.to_string(),
+            phone_number_id: contact.phone_number_id.to_string(),
+            user_id: contact.user_id.to_string(),
+        },
+        None => Scope::Account { waba_id: event.waba_id.to_string() },
+    }
+}
+
+fn message_of(kind: &EventKind) -> Option<&ledger_core::MessageId> {
+    match kind {
+        EventKind::SendRecord(s) => Some(&s.message_id),
+        EventKind::MessageStatus(s) => Some(&s.message_id),
+        EventKind::PricingReport(r) => Some(&r.message_id),
+        _ => None,
+    }
+}
+
+/// Projects the log into the store up to offset `end` (exclusive); for replays and imports.
+pub fn drain(
+    projector: &mut Projector,
+    log: &dyn EventLog,
+    batch_size: usize,
+    end: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<BatchReport, ProjectorError> {
+    let mut total = BatchReport { next_offset: projector.next_offset(), ..Default::default() };
+    while projector.next_offset() < end {
+        let want = batch_size.min((end - projector.next_offset()) as usize);
+        let report = projector.step(log, want)?;
+        if report.records == 0 {
+            break;
+        }
+        total.records += report.records;
+        total.created += report.created;
+        total.duplicates += report.duplicates;
+        total.conflicts += report.conflicts;
+        total.refused += report.refused;
+        total.entries += report.entries;
+        total.next_offset = report.next_offset;
+        progress(report.next_offset, end);
+    }
+    Ok(total)
+}

@@ -1,0 +1,232 @@
+//! Webhook bodies into the log: authenticity, normalization, validation, durable append.
+//! Shared by the HTTP API and `ledger import`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use ledger_core::{Event, Timestamp};
+use ledger_ingest::{Limits, Provider};
+use ledger_log::{Appended, EventLog, LogRecord};
+use ledger_store::{DeadLetter, Store};
+use prost::Message;
+use serde::Serialize;
+
+/// Secrets that authenticate webhooks; a provider without one is accepted unauthenticated.
+#[derive(Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secrets {
+    /// Meta app secret: `X-Hub-Signature-256` is required when set.
+    pub meta_app_secret: Option<String>,
+    /// The token Meta's verification handshake (GET) must present.
+    pub meta_verify_token: Option<String>,
+    /// Sinch webhook secret: `x-sinch-webhook-signature` is required when set.
+    pub sinch_secret: Option<String>,
+    /// Sunshine Conversations webhook key: `X-API-Key` is required when set.
+    pub sunshine_api_key: Option<String>,
+    /// Gupshup has no signature; a shared key in `X-API-Key` is required when set.
+    pub gupshup_api_key: Option<String>,
+}
+
+impl std::fmt::Debug for Secrets {
+    // Never print a secret: only whether each is configured.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |s: &Option<String>| if s.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("Secrets")
+            .field("meta_app_secret", &set(&self.meta_app_secret))
+            .field("meta_verify_token", &set(&self.meta_verify_token))
+            .field("sinch_secret", &set(&self.sinch_secret))
+            .field("sunshine_api_key", &set(&self.sunshine_api_key))
+            .field("gupshup_api_key", &set(&self.gupshup_api_key))
+            .finish()
+    }
+}
+
+/// The headers authentication reads, by lower-case name.
+pub trait HeaderLookup {
+    fn header(&self, name: &str) -> Option<&str>;
+}
+
+impl HeaderLookup for axum::http::HeaderMap {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Checks the body against the provider's configured secret.
+pub fn authenticate(
+    provider: Provider,
+    secrets: &Secrets,
+    headers: &dyn HeaderLookup,
+    body: &[u8],
+) -> Result<(), String> {
+    use ledger_ingest::signature as sig;
+    let result = match provider {
+        Provider::MetaCloud => match &secrets.meta_app_secret {
+            Some(secret) => {
+                sig::verify_meta_signature(secret.as_bytes(), body, headers.header("x-hub-signature-256"))
+            }
+            None => Ok(()),
+        },
+        Provider::Sinch => match &secrets.sinch_secret {
+            Some(secret) => sig::verify_sinch_signature(
+                secret.as_bytes(),
+                body,
+                &sig::SinchSignature {
+                    signature: headers.header("x-sinch-webhook-signature"),
+                    nonce: headers.header("x-sinch-webhook-signature-nonce"),
+                    timestamp: headers.header("x-sinch-webhook-signature-timestamp"),
+                    algorithm: headers.header("x-sinch-webhook-signature-algorithm"),
+                },
+            ),
+            None => Ok(()),
+        },
+        Provider::Sunshine => match &secrets.sunshine_api_key {
+            Some(key) => sig::verify_shared_secret(key, headers.header("x-api-key")),
+            None => Ok(()),
+        },
+        Provider::Gupshup => match &secrets.gupshup_api_key {
+            Some(key) => sig::verify_shared_secret(key, headers.header("x-api-key")),
+            None => Ok(()),
+        },
+        Provider::SendRecords => Ok(()),
+    };
+    result.map_err(|e| format!("{} webhook authentication failed: {e}", provider.as_str()))
+}
+
+/// Why a body was refused, with the HTTP status it is answered with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: String,
+}
+
+/// What an accepted body became.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Accepted {
+    pub events: usize,
+    /// Newly appended to the log.
+    pub new: usize,
+    /// Already in the log (a re-delivery).
+    pub duplicates: usize,
+    /// Parts deliberately not turned into events, with why.
+    pub skipped: Vec<SkippedView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedView {
+    pub path: String,
+    pub reason: &'static str,
+}
+
+/// The log record of an event. The dedupe key covers the event id and content but not the
+/// receive time, so a provider's retry of the same webhook is recognised as a duplicate.
+pub fn record_of(event: &Event) -> LogRecord {
+    let mut proto = ledger_proto::v1::Event::from(event);
+    let receive_time = std::mem::take(&mut proto.receive_time);
+    let dedupe = xxhash_rust::xxh3::xxh3_128(&proto.encode_to_vec()).to_be_bytes();
+    proto.receive_time = receive_time;
+    let key = match &event.contact {
+        Some(contact) => format!("{}/{}", contact.phone_number_id, contact.user_id),
+        None => event.waba_id.to_string(),
+    };
+    LogRecord { key: key.into_bytes(), dedupe, payload: proto.encode_to_vec() }
+}
+
+/// Normalizes and validates a body into log records, or says why it is refused (4xx).
+pub fn prepare(
+    provider: Provider,
+    body: &[u8],
+    received_at: Timestamp,
+    limits: &Limits,
+) -> Result<(Vec<LogRecord>, Accepted), Refusal> {
+    let normalized = ledger_ingest::normalize(provider, body, received_at, limits).map_err(|error| {
+        let status = match error {
+            ledger_ingest::IngestError::TooLarge { .. } => 413,
+            ledger_ingest::IngestError::UnknownProvider(_) => 404,
+            _ => 400,
+        };
+        Refusal { status, reason: error.to_string() }
+    })?;
+    let mut records = Vec::with_capacity(normalized.events.len());
+    for event in &normalized.events {
+        event.validate().map_err(|error| Refusal {
+            status: 422,
+            reason: format!("event {} is not valid: {error}", event.event_id),
+        })?;
+        records.push(record_of(event));
+    }
+    let accepted = Accepted {
+        events: records.len(),
+        skipped: normalized
+            .skipped
+            .into_iter()
+            .map(|s| SkippedView { path: s.path, reason: s.reason })
+            .collect(),
+        ..Accepted::default()
+    };
+    Ok((records, accepted))
+}
+
+/// Counts the log's answers into `accepted`.
+pub fn tally(accepted: &mut Accepted, answers: &[Appended]) {
+    for answer in answers {
+        match answer {
+            Appended::New(_) => accepted.new += 1,
+            Appended::Duplicate(_) => accepted.duplicates += 1,
+        }
+    }
+}
+
+/// Keeps refused input. The refusal is answered only after this returns.
+#[derive(Debug)]
+pub struct DeadLetters {
+    store: Arc<Store>,
+    sequence: AtomicU64,
+}
+
+impl DeadLetters {
+    pub fn new(store: Arc<Store>) -> DeadLetters {
+        // Starting from the clock keeps keys unique across restarts within one microsecond.
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        DeadLetters { store, sequence: AtomicU64::new(seed) }
+    }
+
+    pub fn keep(
+        &self,
+        source: &str,
+        refusal: &Refusal,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), ledger_store::StoreError> {
+        use base64::Engine;
+        let letter = DeadLetter {
+            received_at_micros: now_micros(),
+            source: source.to_owned(),
+            status: refusal.status,
+            reason: refusal.reason.clone(),
+            content_type: content_type.map(str::to_owned),
+            body_base64: base64::engine::general_purpose::STANDARD.encode(body),
+        };
+        self.store.put_dead_letter(self.sequence.fetch_add(1, Ordering::Relaxed), &letter)
+    }
+}
+
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+pub fn now() -> Timestamp {
+    Timestamp(now_micros().div_euclid(1_000_000))
+}
+
+/// Appends prepared records and waits until they are durable.
+pub fn append_blocking(
+    log: &dyn EventLog,
+    records: Vec<LogRecord>,
+) -> Result<Vec<Appended>, ledger_log::LogError> {
+    log.append(records).wait_blocking()
+}

@@ -1,0 +1,152 @@
+//! `ledger serve`: the embedded log, the projector thread and the HTTP API in one process.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ledger_core::LedgerConfig;
+use ledger_ingest::Limits;
+use ledger_log::{EmbeddedLog, EmbeddedLogOptions, EventLog};
+use ledger_projector::{MarketOf, Projector};
+use ledger_store::{Store, PROJECTOR};
+
+use crate::http::{router, AppState};
+use crate::ingest::{DeadLetters, Secrets};
+use crate::queries::Queries;
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub secrets: Secrets,
+    pub limits: Limits,
+    pub ledger: LedgerConfig,
+    /// Most log records one projector batch takes.
+    pub batch_size: usize,
+}
+
+/// Where the log and the state live under a data directory.
+pub fn log_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("log")
+}
+
+pub fn state_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("state")
+}
+
+/// Runs until SIGINT/SIGTERM; then stops taking requests, lets the projector finish its batch
+/// and closes the log.
+pub async fn serve(config: ServeConfig, market_of: MarketOf) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    serve_on(listener, config, market_of, shutdown_signal()).await
+}
+
+/// Serves on a bound listener until `shutdown` resolves (benchmarks and tests pick the port).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    config: ServeConfig,
+    market_of: MarketOf,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let log: Arc<EmbeddedLog> = Arc::new(
+        EmbeddedLog::open(&log_path(&config.data_dir), EmbeddedLogOptions::default())
+            .context("opening the event log")?,
+    );
+    let store = Arc::new(Store::open(&state_path(&config.data_dir)).context("opening the state store")?);
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    let queries = Queries::new(store.clone());
+    let state = Arc::new(AppState {
+        log: log.clone(),
+        queries: queries.clone(),
+        dead_letters: DeadLetters::new(store.clone()),
+        secrets: config.secrets.clone(),
+        limits: config.limits,
+        metrics,
+    });
+
+    // Webhooks are taken (and made durable) while the projector is still loading its state.
+    tracing::info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "serving");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let projector_thread = {
+        let (log, store, stop, queries) = (log.clone(), store.clone(), stop.clone(), queries.clone());
+        let (ledger_config, batch_size) = (config.ledger, config.batch_size);
+        std::thread::Builder::new().name("projector".into()).spawn(move || {
+            run_projector(&*log, store, ledger_config, market_of, batch_size, &stop, &queries)
+        })?
+    };
+
+    let app = router(state);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("HTTP server")?;
+    stop.store(true, Ordering::SeqCst);
+    match projector_thread.join() {
+        Ok(result) => result?,
+        Err(_) => anyhow::bail!("the projector thread panicked"),
+    }
+    log.close();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn run_projector(
+    log: &dyn EventLog,
+    store: Arc<Store>,
+    config: LedgerConfig,
+    market_of: MarketOf,
+    batch_size: usize,
+    stop: &AtomicBool,
+    queries: &Queries,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut projector = Projector::resume(log, store, PROJECTOR, config, market_of, &mut |_, _| {})
+        .context("loading projector state from the log")?;
+    tracing::info!(
+        offset = projector.next_offset(),
+        seconds = started.elapsed().as_secs_f64(),
+        "projector resumed"
+    );
+    queries.set_ledger(projector.ledger());
+    while !stop.load(Ordering::SeqCst) {
+        let end = log.wait_beyond(projector.next_offset(), Duration::from_millis(100));
+        metrics::gauge!("ledger_log_lag_records").set(end.saturating_sub(projector.next_offset()) as f64);
+        if end <= projector.next_offset() {
+            continue;
+        }
+        if let Err(error) = projector.step(log, batch_size) {
+            // The batch's events are folded in memory but neither they nor their offset were
+            // written: memory is ahead of the store. Stop; a restart resumes from the store's
+            // offset, and every acknowledged webhook is still in the log.
+            tracing::error!(%error, "projector batch could not be written; stopping");
+            std::process::exit(70);
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,291 @@
+//! The HTTP API end to end against an in-process server on a loopback port, with real
+//! fixtures from `../shared/fixtures/webhooks/`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ledger_core::LedgerConfig;
+use ledger_ingest::Limits;
+use ledger_query::ingest::Secrets;
+use serde_json::Value;
+
+fn fixture(relative: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/webhooks").join(relative);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+struct Server {
+    base: String,
+    data: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(secrets: Secrets) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().to_owned();
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = std_listener.local_addr().expect("addr");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let config = ledger_query::ServeConfig {
+            listen: addr,
+            data_dir: data.clone(),
+            secrets,
+            limits: Limits { body_bytes_max: 64 * 1024, ..Limits::default() },
+            ledger: LedgerConfig::default(),
+            batch_size: 1024,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                let market = Arc::new(|_: Option<&str>| "unknown".to_owned());
+                ledger_query::server::serve_on(listener, config, market, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serve");
+            });
+        });
+        let server = Server {
+            base: format!("http://{addr}"),
+            data,
+            stop: Some(stop),
+            thread: Some(thread),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while server.get("/readyz").0 != 200 {
+            assert!(Instant::now() < deadline, "server not ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder().http_status_as_error(false).build().into()
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        match Self::agent().get(format!("{}{path}", self.base)).call() {
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                let text = response.body_mut().read_to_string().unwrap_or_default();
+                (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+            }
+            Err(_) => (0, Value::Null),
+        }
+    }
+
+    fn post(&self, path: &str, content_type: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Value) {
+        let mut request =
+            Self::agent().post(format!("{}{path}", self.base)).header("content-type", content_type);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut response = request.send(body).expect("response");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    fn log_end(&self) -> u64 {
+        // The server holds the log open; a read-only view sees what is durable.
+        use ledger_log::EventLog;
+        ledger_log::EmbeddedLog::open_read_only(&self.data.join("log")).expect("log view").end_offset()
+    }
+
+    /// Waits until the projector has written what the log holds (timeline visible).
+    fn wait_for(&self, path: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, body) = self.get(path);
+            if status == 200 {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "{path} never answered 200: {status} {body}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn webhook_to_eligibility_usage_entries_and_explain() {
+    let server = Server::start(Secrets::default());
+    let inbound = fixture("meta-cloud/meta-doc-text-ctwa-referral.json");
+    let (status, body) = server.post("/v1/webhooks/meta_cloud", "application/json", &[], &inbound);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["new"], 1);
+    // A retry of the same webhook is acknowledged and not appended again.
+    let (status, body) = server.post("/v1/webhooks/meta_cloud", "application/json", &[], &inbound);
+    assert_eq!((status, body["new"].as_u64(), body["duplicates"].as_u64()), (200, Some(0), Some(1)));
+    assert_eq!(server.log_end(), 1);
+
+    let event: Value = {
+        let v: Value = serde_json::from_slice(&inbound).expect("json");
+        v["entry"][0]["changes"][0]["value"].clone()
+    };
+    let phone = event["metadata"]["phone_number_id"].as_str().expect("phone").to_owned();
+    let user = event["messages"][0]["from"].as_str().expect("from").to_owned();
+    let sent_at: i64 = event["messages"][0]["timestamp"].as_str().expect("ts").parse().expect("int");
+
+    let timeline = server.wait_for(&format!("/v1/contacts/{phone}/{user}/timeline"));
+    assert_eq!(timeline["events"].as_array().map(Vec::len), Some(1));
+
+    // R1: the user's message opens a 24-hour customer service window.
+    let (status, eligibility) =
+        server.get(&format!("/v1/contacts/{phone}/{user}/eligibility?at={}", sent_at + 60));
+    assert_eq!(status, 200, "{eligibility}");
+    assert_eq!(eligibility["customer_service_window_until"], sent_at + 24 * 3600);
+    assert_eq!(eligibility["free_form"]["allowed"], true);
+    let (_, later) =
+        server.get(&format!("/v1/contacts/{phone}/{user}/eligibility?at={}", sent_at + 25 * 3600));
+    assert_eq!(later["free_form"]["allowed"], false, "R2: free-form outside the window is refused");
+
+    let (status, error) = server.get(&format!("/v1/contacts/{phone}/{user}/eligibility?at=yesterday"));
+    assert_eq!(status, 400, "{error}");
+    assert!(error["reason"].as_str().is_some_and(|r| r.contains("RFC 3339")));
+
+    let (status, usage) = server.get("/v1/accounts/102290129340398/usage?month=2025-06");
+    assert_eq!(status, 200, "{usage}");
+    let (status, _) = server.get("/v1/accounts/102290129340398/usage?month=June");
+    assert_eq!(status, 400);
+
+    let (status, openapi) = server.get("/openapi.json");
+    assert_eq!(status, 200);
+    for path in
+        ["/v1/webhooks/{provider}", "/v1/sends", "/v1/entries/{id}/explain", "/v1/accounts/{waba_id}/usage"]
+    {
+        assert!(openapi["paths"].get(path).is_some(), "{path} documented");
+    }
+    let (status, _) = server.get("/v1/entries/00000000000000000000000000000000/explain");
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn a_delivered_template_is_billed_counted_and_explained() {
+    let server = Server::start(Secrets::default());
+    let delivered = fixture("meta-cloud/pywa-status-delivered-bsuid-pmp.json");
+    let (status, body) = server.post("/v1/webhooks/meta", "application/json", &[], &delivered);
+    assert_eq!(status, 200, "{body}");
+    let value: Value = serde_json::from_slice(&delivered).expect("json");
+    let waba = value["entry"][0]["id"].as_str().expect("waba").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let entries = loop {
+        let (status, entries) = server.get(&format!("/v1/entries?waba_id={waba}"));
+        assert_eq!(status, 200, "{entries}");
+        if entries.as_array().is_some_and(|e| e.len() >= 2) {
+            break entries;
+        }
+        assert!(Instant::now() < deadline, "no entries projected");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The status is dated 2025-06-15, before per-message pricing: the delivered marketing
+    // template opens a billable marketing conversation and is counted inside it.
+    let entries = entries.as_array().expect("entries");
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let entry = entries.iter().find(|e| e["kind"] == "conversation_opened").expect("a conversation");
+    assert_eq!(entry["category"], "marketing");
+    assert_eq!(entry["billable"], true);
+    assert!(entries.iter().any(|e| e["kind"] == "message_billed" && e["pricing_type"].is_null()));
+    let month = entry["local_month"].as_str().expect("month");
+    let (_, usage) = server.get(&format!("/v1/accounts/{waba}/usage?month={month}"));
+    assert_eq!((usage["conversations"].as_i64(), usage["messages"].as_i64()), (Some(1), Some(1)), "{usage}");
+    let marketing =
+        usage["rows"].as_array().expect("rows").iter().find(|r| r["unit"] == "conversation").expect("row");
+    assert_eq!(
+        (marketing["category"].as_str(), marketing["pricing_type"].as_str()),
+        (Some("marketing"), Some("regular"))
+    );
+    let (status, explanation) =
+        server.get(&format!("/v1/entries/{}/explain", entry["id"].as_str().expect("id")));
+    assert_eq!(status, 200, "{explanation}");
+    assert!(explanation["summary"].as_str().is_some_and(|s| s.contains("billable")), "{explanation}");
+    assert!(!explanation["rule_path"].as_array().expect("rules").is_empty());
+}
+
+#[test]
+fn bad_input_gets_its_status_is_kept_and_nothing_is_appended() {
+    let secrets = Secrets {
+        meta_app_secret: Some("app-secret".into()),
+        meta_verify_token: Some("tok".into()),
+        ..Secrets::default()
+    };
+    let server = Server::start(secrets);
+    let body = fixture("meta-cloud/meta-doc-text-plain.json");
+    let signature = {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"app-secret").expect("key");
+        mac.update(&body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    };
+    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
+        (
+            "/v1/webhooks/meta_cloud",
+            "application/json",
+            vec![("x-hub-signature-256", &signature)],
+            b"{\"object\": ".to_vec(),
+            401,
+        ),
+        (
+            "/v1/webhooks/meta_cloud",
+            "application/json",
+            vec![("x-hub-signature-256", "sha256=00")],
+            body.clone(),
+            401,
+        ),
+        ("/v1/webhooks/meta_cloud", "application/json", vec![], body.clone(), 401),
+        ("/v1/webhooks/whatsapp_web", "application/json", vec![], body.clone(), 404),
+        (
+            "/v1/webhooks/meta_cloud",
+            "text/plain",
+            vec![("x-hub-signature-256", &signature)],
+            body.clone(),
+            415,
+        ),
+        ("/v1/webhooks/meta_cloud", "application/json", vec![], vec![b' '; 70 * 1024], 413),
+        ("/v1/sends", "application/json", vec![], b"{not json".to_vec(), 400),
+    ];
+    for (n, (path, content_type, headers, body, expected)) in cases.iter().enumerate() {
+        let (status, answer) = server.post(path, content_type, headers, body);
+        assert_eq!(status, *expected, "case {n}: {answer}");
+        assert!(answer["reason"].as_str().is_some_and(|r| !r.is_empty()), "case {n} gives a reason");
+        let (_, letters) = server.get("/v1/dead-letters");
+        assert_eq!(letters.as_array().map(Vec::len), Some(n + 1), "case {n} kept as a dead letter");
+        assert_eq!(letters[0]["status"], *expected);
+    }
+    assert_eq!(server.log_end(), 0, "nothing refused reached the log");
+
+    // The correctly signed body is accepted.
+    let (status, _) = server.post(
+        "/v1/webhooks/meta_cloud",
+        "application/json",
+        &[("x-hub-signature-256", &signature)],
+        &body,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(server.log_end(), 1);
+
+    // Meta's verification handshake.
+    let (status, challenge) = server
+        .get("/v1/webhooks/meta_cloud?hub.mode=subscribe&hub.verify_token=tok&hub.challenge=1158201444");
+    assert_eq!((status, challenge), (200, Value::from(1158201444)));
+    let (status, _) =
+        server.get("/v1/webhooks/meta_cloud?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1");
+    assert_eq!(status, 403);
+}

@@ -1,0 +1,247 @@
+//! Every RocksDB key of the state, encoded in one place.
+//!
+//! Text components are length-prefixed (u16, big-endian), so any byte string round-trips and
+//! no component can run into the next. Instants are i64 with the sign bit flipped, big-endian,
+//! so keys of one scope sort by time; ids that follow make keys unique. Scans use the
+//! encoded prefix of a scope (`contact_prefix`, `account_prefix`).
+
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("malformed {what} key: {reason}")]
+pub struct KeyError {
+    pub what: &'static str,
+    pub reason: &'static str,
+}
+
+/// Which events a key holds: one contact's, or an account's own (settings, category changes).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    Contact { waba_id: String, phone_number_id: String, user_id: String },
+    Account { waba_id: String },
+}
+
+const CONTACT: u8 = b'c';
+const ACCOUNT: u8 = b'a';
+
+fn put_text(out: &mut Vec<u8>, text: &str) {
+    // Ids are short; a component longer than u16::MAX is cut rather than mis-encoded, and
+    // ingest limits bodies long before that.
+    let bytes = &text.as_bytes()[..text.len().min(u16::MAX as usize)];
+    out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+pub fn put_time(out: &mut Vec<u8>, t: i64) {
+    out.extend_from_slice(&((t as u64) ^ (1 << 63)).to_be_bytes());
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn fail<T>(&self, reason: &'static str) -> Result<T, KeyError> {
+        Err(KeyError { what: self.what, reason })
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], KeyError> {
+        if self.bytes.len() < n {
+            return self.fail("truncated");
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn text(&mut self) -> Result<String, KeyError> {
+        let len = u16::from_be_bytes([self.take(1)?[0], self.take(1)?[0]]) as usize;
+        match std::str::from_utf8(self.take(len)?) {
+            Ok(text) => Ok(text.to_owned()),
+            Err(_) => self.fail("component is not UTF-8"),
+        }
+    }
+
+    fn time(&mut self) -> Result<i64, KeyError> {
+        let raw: [u8; 8] =
+            self.take(8)?.try_into().map_err(|_| KeyError { what: self.what, reason: "time" })?;
+        Ok((u64::from_be_bytes(raw) ^ (1 << 63)) as i64)
+    }
+
+    fn id128(&mut self) -> Result<u128, KeyError> {
+        let raw: [u8; 16] =
+            self.take(16)?.try_into().map_err(|_| KeyError { what: self.what, reason: "id" })?;
+        Ok(u128::from_be_bytes(raw))
+    }
+
+    fn rest_text(&mut self) -> Result<String, KeyError> {
+        let rest = std::mem::take(&mut self.bytes);
+        match std::str::from_utf8(rest) {
+            Ok(text) => Ok(text.to_owned()),
+            Err(_) => self.fail("id is not UTF-8"),
+        }
+    }
+
+    fn done(&self) -> Result<(), KeyError> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            self.fail("trailing bytes")
+        }
+    }
+}
+
+/// Prefix of every key of one contact (events, entry index, timeline).
+pub fn contact_prefix(waba_id: &str, phone_number_id: &str, user_id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + waba_id.len() + phone_number_id.len() + user_id.len());
+    out.push(CONTACT);
+    put_text(&mut out, waba_id);
+    put_text(&mut out, phone_number_id);
+    put_text(&mut out, user_id);
+    out
+}
+
+/// Prefix of every key of one account's own scope.
+pub fn account_prefix(waba_id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(3 + waba_id.len());
+    out.push(ACCOUNT);
+    put_text(&mut out, waba_id);
+    out
+}
+
+pub fn scope_prefix(scope: &Scope) -> Vec<u8> {
+    match scope {
+        Scope::Contact { waba_id, phone_number_id, user_id } => {
+            contact_prefix(waba_id, phone_number_id, user_id)
+        }
+        Scope::Account { waba_id } => account_prefix(waba_id),
+    }
+}
+
+fn read_scope(reader: &mut Reader<'_>) -> Result<Scope, KeyError> {
+    match reader.take(1)?[0] {
+        CONTACT => Ok(Scope::Contact {
+            waba_id: reader.text()?,
+            phone_number_id: reader.text()?,
+            user_id: reader.text()?,
+        }),
+        ACCOUNT => Ok(Scope::Account { waba_id: reader.text()? }),
+        _ => reader.fail("unknown scope tag"),
+    }
+}
+
+/// `events` family: scope, event time, event id → the encoded `ledger.v1.Event`.
+pub fn event_key(scope: &Scope, event_time: i64, event_id: &str) -> Vec<u8> {
+    let mut out = scope_prefix(scope);
+    put_time(&mut out, event_time);
+    out.extend_from_slice(event_id.as_bytes());
+    out
+}
+
+pub fn decode_event_key(key: &[u8]) -> Result<(Scope, i64, String), KeyError> {
+    let mut reader = Reader { bytes: key, what: "event" };
+    let scope = read_scope(&mut reader)?;
+    let time = reader.time()?;
+    Ok((scope, time, reader.rest_text()?))
+}
+
+/// `entry_index` family: scope, the fact's instant, entry id → nothing. Each entry is indexed
+/// under its contact and its account, so both filters are prefix scans in time order.
+pub fn entry_index_key(scope: &Scope, at: i64, entry_id: u128) -> Vec<u8> {
+    let mut out = scope_prefix(scope);
+    put_time(&mut out, at);
+    out.extend_from_slice(&entry_id.to_be_bytes());
+    out
+}
+
+pub fn decode_entry_index_key(key: &[u8]) -> Result<(Scope, i64, u128), KeyError> {
+    let mut reader = Reader { bytes: key, what: "entry index" };
+    let scope = read_scope(&mut reader)?;
+    let at = reader.time()?;
+    let id = reader.id128()?;
+    reader.done()?;
+    Ok((scope, at, id))
+}
+
+/// `entries` family: entry id → the encoded `ledger.v1.Entry`.
+pub fn entry_key(entry_id: u128) -> [u8; 16] {
+    entry_id.to_be_bytes()
+}
+
+/// One usage counter: what the `usage` family counts, per account and local month.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UsageKey {
+    pub waba_id: String,
+    /// `YYYY-MM` in the account's time zone.
+    pub month: String,
+    /// `conversation` or `message`.
+    pub unit: String,
+    pub category: String,
+    pub market: String,
+    pub pricing_type: String,
+}
+
+pub fn usage_month_prefix(waba_id: &str, month: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + waba_id.len());
+    put_text(&mut out, waba_id);
+    put_text(&mut out, month);
+    out
+}
+
+pub fn usage_key(key: &UsageKey) -> Vec<u8> {
+    let mut out = usage_month_prefix(&key.waba_id, &key.month);
+    for part in [&key.unit, &key.category, &key.market, &key.pricing_type] {
+        put_text(&mut out, part);
+    }
+    out
+}
+
+pub fn decode_usage_key(key: &[u8]) -> Result<UsageKey, KeyError> {
+    let mut reader = Reader { bytes: key, what: "usage" };
+    let decoded = UsageKey {
+        waba_id: reader.text()?,
+        month: reader.text()?,
+        unit: reader.text()?,
+        category: reader.text()?,
+        market: reader.text()?,
+        pricing_type: reader.text()?,
+    };
+    reader.done()?;
+    Ok(decoded)
+}
+
+/// `messages` family: contact, message id → the message's merged state. Keyed by contact
+/// because the fold keeps message state per contact: a message id reused for two recipients
+/// is two messages.
+pub fn message_key(waba_id: &str, phone_number_id: &str, user_id: &str, message_id: &str) -> Vec<u8> {
+    let mut out = contact_prefix(waba_id, phone_number_id, user_id);
+    put_text(&mut out, message_id);
+    out
+}
+
+pub fn decode_message_key(key: &[u8]) -> Result<(Scope, String), KeyError> {
+    let mut reader = Reader { bytes: key, what: "message" };
+    let scope = read_scope(&mut reader)?;
+    let message_id = reader.text()?;
+    reader.done()?;
+    Ok((scope, message_id))
+}
+
+/// `dead_letters` family: receive instant, then a sequence number unique within the process
+/// run and the instant, so letters list in arrival order.
+pub fn dead_letter_key(received_at_micros: i64, sequence: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&((received_at_micros as u64) ^ (1 << 63)).to_be_bytes());
+    out[8..].copy_from_slice(&sequence.to_be_bytes());
+    out
+}
+
+pub fn decode_dead_letter_key(key: &[u8]) -> Result<(i64, u64), KeyError> {
+    let mut reader = Reader { bytes: key, what: "dead letter" };
+    let at = reader.time()?;
+    let raw: [u8; 8] =
+        reader.take(8)?.try_into().map_err(|_| KeyError { what: "dead letter", reason: "seq" })?;
+    reader.done()?;
+    Ok((at, u64::from_be_bytes(raw)))
+}

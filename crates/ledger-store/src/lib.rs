@@ -1,0 +1,475 @@
+//! The projector's RocksDB state (`<data>/state`): one column family per access pattern, keys
+//! encoded in [`keys`], and [`StateBatch`] — everything one projector batch changes, written
+//! atomically together with the log offset it covers (ARCHITECTURE decision 5).
+//!
+//! | family | key | value |
+//! | --- | --- | --- |
+//! | `events` | scope, event time, event id | encoded `ledger.v1.Event` (contact event history) |
+//! | `timelines` | contact | timeline snapshot (JSON) |
+//! | `messages` | contact, message id | merged message state (JSON) |
+//! | `entries` | entry id | encoded `ledger.v1.Entry` (the append-only journal) |
+//! | `entry_index` | contact or account, instant, entry id | — |
+//! | `usage` | account, month, unit, category, market, pricing type | i64 count, merged by addition |
+//! | `dedupe` | event id | log offset of its first acceptance |
+//! | `offsets` | consumer name | next log offset to project |
+//! | `dead_letters` | receive instant, sequence | refused input with its reason (JSON) |
+//!
+//! Snapshots and message states are JSON: they are derived views, read by the query API as
+//! they are; the facts of record (events, entries) are protobuf.
+
+pub mod keys;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ledger_core::fact::Fact;
+use ledger_core::{Entry, EntryAction};
+use prost::Message;
+use rocksdb::{
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, MergeOperands, Options,
+    ReadOptions, WriteBatch, WriteOptions, DB,
+};
+use serde::{Deserialize, Serialize};
+
+pub use keys::{KeyError, Scope, UsageKey};
+
+pub const EVENTS: &str = "events";
+pub const TIMELINES: &str = "timelines";
+pub const MESSAGES: &str = "messages";
+pub const ENTRIES: &str = "entries";
+pub const ENTRY_INDEX: &str = "entry_index";
+pub const USAGE: &str = "usage";
+pub const DEDUPE: &str = "dedupe";
+pub const OFFSETS: &str = "offsets";
+pub const DEAD_LETTERS: &str = "dead_letters";
+
+const FAMILIES: [&str; 9] =
+    [EVENTS, TIMELINES, MESSAGES, ENTRIES, ENTRY_INDEX, USAGE, DEDUPE, OFFSETS, DEAD_LETTERS];
+
+/// The consumer name under which the embedded projector keeps its position.
+pub const PROJECTOR: &str = "projector";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("stored value in {family}: {reason}")]
+    Value { family: &'static str, reason: String },
+}
+
+/// A refused input, kept with the reason it was refused (ARCHITECTURE decision 8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Unix microseconds.
+    pub received_at_micros: i64,
+    pub source: String,
+    /// The HTTP status it was answered with (0 for refusals outside HTTP).
+    pub status: u16,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// The body as received, base64 (bodies need not be text).
+    pub body_base64: String,
+}
+
+/// Adds i64 counts: usage counters take +1 for a posting and −1 for a reversal.
+fn add_counts(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+    let decode = |bytes: &[u8]| bytes.try_into().map(i64::from_le_bytes).unwrap_or(0);
+    let mut total = existing.map_or(0, decode);
+    for operand in operands {
+        total += decode(operand);
+    }
+    Some(total.to_le_bytes().to_vec())
+}
+
+fn family_options(name: &str) -> Options {
+    let mut options = Options::default();
+    options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    if name == USAGE {
+        options.set_merge_operator_associative("add_i64", add_counts);
+    }
+    if name == DEDUPE || name == TIMELINES || name == MESSAGES || name == ENTRIES {
+        // Point lookups: a bloom filter spares reads of keys that are not there.
+        let mut table = BlockBasedOptions::default();
+        table.set_bloom_filter(10.0, false);
+        options.set_block_based_table_factory(&table);
+    }
+    options
+}
+
+fn descriptors() -> Vec<ColumnFamilyDescriptor> {
+    FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, family_options(name))).collect()
+}
+
+fn db_options() -> Options {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    options.increase_parallelism(2);
+    options
+}
+
+/// The projector's state database.
+pub struct Store {
+    db: DB,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.db.path()).finish()
+    }
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Ok(Store { db: DB::open_cf_descriptors(&db_options(), path, descriptors())? })
+    }
+
+    /// Opens for reading beside the process that writes it (queries against a data dir).
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        Ok(Store { db: DB::open_cf_descriptors_read_only(&db_options(), path, descriptors(), false)? })
+    }
+
+    fn cf(&self, name: &'static str) -> &ColumnFamily {
+        self.db.cf_handle(name).expect("every family is created at open")
+    }
+
+    pub fn batch(&self) -> StateBatch<'_> {
+        StateBatch { store: self, batch: WriteBatch::default(), usage: HashMap::new() }
+    }
+
+    /// Writes a batch and the log position it covers, atomically. Not synced: the log is the
+    /// durable record, and a batch lost in a machine crash is projected again from the older
+    /// offset that RocksDB's point-in-time recovery leaves.
+    pub fn commit(
+        &self,
+        mut batch: StateBatch<'_>,
+        consumer: &str,
+        next_offset: u64,
+    ) -> Result<(), StoreError> {
+        let usage = self.cf(USAGE);
+        for (key, delta) in batch.usage.drain() {
+            if delta != 0 {
+                batch.batch.merge_cf(usage, key, delta.to_le_bytes());
+            }
+        }
+        batch.batch.put_cf(self.cf(OFFSETS), consumer.as_bytes(), next_offset.to_be_bytes());
+        self.db.write_opt(batch.batch, &WriteOptions::default())?;
+        Ok(())
+    }
+
+    /// The next log offset `consumer` projects (0 when it never committed).
+    pub fn offset(&self, consumer: &str) -> Result<u64, StoreError> {
+        match self.db.get_pinned_cf(self.cf(OFFSETS), consumer.as_bytes())? {
+            None => Ok(0),
+            Some(raw) => raw
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Value { family: OFFSETS, reason: "offset is not 8 bytes".into() }),
+        }
+    }
+
+    /// Keeps a refused input. Synced: the refusal is answered only after this returns.
+    pub fn put_dead_letter(&self, sequence: u64, letter: &DeadLetter) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(letter)
+            .map_err(|e| StoreError::Value { family: DEAD_LETTERS, reason: e.to_string() })?;
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        let key = keys::dead_letter_key(letter.received_at_micros, sequence);
+        self.db.put_cf_opt(self.cf(DEAD_LETTERS), key, value, &options)?;
+        Ok(())
+    }
+
+    /// Dead letters, newest first.
+    pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(DEAD_LETTERS), IteratorMode::End).take(limit) {
+            let (_, value) = item?;
+            out.push(
+                serde_json::from_slice(&value)
+                    .map_err(|e| StoreError::Value { family: DEAD_LETTERS, reason: e.to_string() })?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The encoded events of one scope in event-time order.
+    pub fn events(&self, scope: &Scope) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.scan(EVENTS, &keys::scope_prefix(scope), usize::MAX, |_, value| Ok(value.to_vec()))
+    }
+
+    pub fn timeline(
+        &self,
+        waba_id: &str,
+        phone_number_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = keys::contact_prefix(waba_id, phone_number_id, user_id);
+        Ok(self.db.get_cf(self.cf(TIMELINES), key)?)
+    }
+
+    pub fn message(
+        &self,
+        waba_id: &str,
+        phone_number_id: &str,
+        user_id: &str,
+        message_id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = keys::message_key(waba_id, phone_number_id, user_id, message_id);
+        Ok(self.db.get_cf(self.cf(MESSAGES), key)?)
+    }
+
+    pub fn entry(&self, entry_id: u128) -> Result<Option<ledger_proto::v1::Entry>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(ENTRIES), keys::entry_key(entry_id))? {
+            None => Ok(None),
+            Some(raw) => Ok(Some(decode_entry(&raw)?)),
+        }
+    }
+
+    /// Journal entries of a scope whose instant is in `[from, to)`, in time order.
+    pub fn entries(
+        &self,
+        scope: &Scope,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<ledger_proto::v1::Entry>, StoreError> {
+        let prefix = keys::scope_prefix(scope);
+        let mut start = prefix.clone();
+        keys::put_time(&mut start, from);
+        let mut end = prefix;
+        keys::put_time(&mut end, to);
+        let mut read_options = ReadOptions::default();
+        read_options.set_iterate_upper_bound(end);
+        let iter = self.db.iterator_cf_opt(
+            self.cf(ENTRY_INDEX),
+            read_options,
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter.take(limit) {
+            let (key, _) = item?;
+            let (_, _, id) = keys::decode_entry_index_key(&key)?;
+            if let Some(entry) = self.entry(id)? {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Usage counters of one account and local month, zero counts left out.
+    pub fn usage(&self, waba_id: &str, month: &str) -> Result<Vec<(UsageKey, i64)>, StoreError> {
+        let prefix = keys::usage_month_prefix(waba_id, month);
+        let mut out = self.scan(USAGE, &prefix, usize::MAX, |key, value| {
+            Ok((keys::decode_usage_key(key)?, decode_count(value)))
+        })?;
+        out.retain(|(_, count)| *count != 0);
+        Ok(out)
+    }
+
+    fn scan<T>(
+        &self,
+        family: &'static str,
+        prefix: &[u8],
+        limit: usize,
+        mut each: impl FnMut(&[u8], &[u8]) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(self.cf(family), IteratorMode::From(prefix, Direction::Forward));
+        for item in iter {
+            let (key, value) = item?;
+            if !key.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push(each(&key, &value)?);
+        }
+        Ok(out)
+    }
+
+    /// A digest of the state that depends only on the set of events projected, not on their
+    /// arrival order or receive times: event keys, the entries standing after reversals (ids
+    /// left out, as they count postings), non-zero usage counters, timelines and message
+    /// states. Two stores with equal digests answer every query alike.
+    pub fn digest(&self) -> Result<StateDigest, StoreError> {
+        use xxhash_rust::xxh3::xxh3_128;
+        let mut digest = StateDigest::default();
+
+        let mut events = xxhash_rust::xxh3::Xxh3::new();
+        for item in self.db.iterator_cf(self.cf(EVENTS), IteratorMode::Start) {
+            let (key, _) = item?;
+            events.update(&(key.len() as u32).to_le_bytes());
+            events.update(&key);
+            digest.events += 1;
+        }
+        digest.parts.push(("events", events.digest128()));
+
+        let mut posted: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+        let mut reversed: Vec<Vec<u8>> = Vec::new();
+        for item in self.db.iterator_cf(self.cf(ENTRIES), IteratorMode::Start) {
+            let (_, value) = item?;
+            let mut entry = decode_entry(&value)?;
+            if entry.action == ledger_proto::v1::EntryAction::Reverse as i32 {
+                reversed.push(entry.reverses);
+            } else {
+                let id = std::mem::take(&mut entry.id);
+                posted.insert(id, entry.encode_to_vec());
+            }
+        }
+        for id in reversed {
+            posted.remove(&id);
+        }
+        let mut live: Vec<u128> = posted.values().map(|bytes| xxh3_128(bytes)).collect();
+        live.sort_unstable();
+        digest.live_entries = live.len() as u64;
+        digest.parts.push(("live_entries", hash_all(live.iter().map(|h| h.to_le_bytes()))));
+
+        let mut usage = xxhash_rust::xxh3::Xxh3::new();
+        for item in self.db.iterator_cf(self.cf(USAGE), IteratorMode::Start) {
+            let (key, value) = item?;
+            let count = decode_count(&value);
+            if count != 0 {
+                usage.update(&(key.len() as u32).to_le_bytes());
+                usage.update(&key);
+                usage.update(&count.to_le_bytes());
+            }
+        }
+        digest.parts.push(("usage", usage.digest128()));
+
+        for family in [TIMELINES, MESSAGES] {
+            let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+            for item in self.db.iterator_cf(self.cf(family), IteratorMode::Start) {
+                let (key, value) = item?;
+                for part in [&key, &value] {
+                    hasher.update(&(part.len() as u32).to_le_bytes());
+                    hasher.update(part);
+                }
+            }
+            digest.parts.push((family, hasher.digest128()));
+        }
+        Ok(digest)
+    }
+}
+
+fn hash_all<const N: usize>(items: impl Iterator<Item = [u8; N]>) -> u128 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for item in items {
+        hasher.update(&item);
+    }
+    hasher.digest128()
+}
+
+fn decode_count(value: &[u8]) -> i64 {
+    value.try_into().map(i64::from_le_bytes).unwrap_or(0)
+}
+
+fn decode_entry(raw: &[u8]) -> Result<ledger_proto::v1::Entry, StoreError> {
+    ledger_proto::v1::Entry::decode(raw)
+        .map_err(|e| StoreError::Value { family: ENTRIES, reason: e.to_string() })
+}
+
+/// Order-independent summary of a store's content, per part, for audits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StateDigest {
+    pub events: u64,
+    pub live_entries: u64,
+    pub parts: Vec<(&'static str, u128)>,
+}
+
+impl StateDigest {
+    /// One hex string over every part.
+    pub fn combined(&self) -> String {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for (name, hash) in &self.parts {
+            hasher.update(name.as_bytes());
+            hasher.update(&hash.to_le_bytes());
+        }
+        format!("{:032x}", hasher.digest128())
+    }
+
+    /// The names of the parts in which two digests differ.
+    pub fn differences(&self, other: &StateDigest) -> Vec<&'static str> {
+        self.parts.iter().zip(&other.parts).filter(|(a, b)| a.1 != b.1).map(|(a, _)| a.0).collect()
+    }
+}
+
+/// Everything one projector batch changes. Usage deltas are summed in memory and merged once
+/// per counter at commit.
+pub struct StateBatch<'a> {
+    store: &'a Store,
+    batch: WriteBatch,
+    usage: HashMap<Vec<u8>, i64>,
+}
+
+impl std::fmt::Debug for StateBatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateBatch").field("writes", &self.batch.len()).finish()
+    }
+}
+
+impl StateBatch<'_> {
+    pub fn put_event(&mut self, scope: &Scope, event_time: i64, event_id: &str, encoded: &[u8]) {
+        self.batch.put_cf(self.store.cf(EVENTS), keys::event_key(scope, event_time, event_id), encoded);
+    }
+
+    pub fn put_dedupe(&mut self, event_id: &str, offset: u64) {
+        self.batch.put_cf(self.store.cf(DEDUPE), event_id.as_bytes(), offset.to_be_bytes());
+    }
+
+    pub fn put_timeline(&mut self, waba_id: &str, phone_number_id: &str, user_id: &str, snapshot: &[u8]) {
+        self.batch.put_cf(
+            self.store.cf(TIMELINES),
+            keys::contact_prefix(waba_id, phone_number_id, user_id),
+            snapshot,
+        );
+    }
+
+    pub fn put_message(&mut self, waba_id: &str, contact: (&str, &str), message_id: &str, state: &[u8]) {
+        let key = keys::message_key(waba_id, contact.0, contact.1, message_id);
+        self.batch.put_cf(self.store.cf(MESSAGES), key, state);
+    }
+
+    /// Appends a journal entry, indexes it under its contact and account, and moves the usage
+    /// counter it belongs to (`market` comes from pricing's market mapping).
+    pub fn put_entry(&mut self, entry: &Entry, market: &str) {
+        let encoded = ledger_proto::encode_entry(entry);
+        self.batch.put_cf(self.store.cf(ENTRIES), keys::entry_key(entry.id.0), encoded);
+        let context = entry.fact.context();
+        let at = entry.fact.at().0;
+        let waba_id = context.waba_id.as_str();
+        let contact = Scope::Contact {
+            waba_id: waba_id.to_owned(),
+            phone_number_id: context.contact.phone_number_id.to_string(),
+            user_id: context.contact.user_id.to_string(),
+        };
+        let index = self.store.cf(ENTRY_INDEX);
+        self.batch.put_cf(index, keys::entry_index_key(&contact, at, entry.id.0), []);
+        let account = Scope::Account { waba_id: waba_id.to_owned() };
+        self.batch.put_cf(index, keys::entry_index_key(&account, at, entry.id.0), []);
+
+        let (unit, category) = match &*entry.fact {
+            Fact::ConversationOpened(c) => ("conversation", c.category.as_str()),
+            Fact::MessageBilled(m) => ("message", m.category.as_str()),
+        };
+        let usage = UsageKey {
+            waba_id: waba_id.to_owned(),
+            month: context.local_month.to_string(),
+            unit: unit.to_owned(),
+            category: category.to_owned(),
+            market: market.to_owned(),
+            // Messages inside a conversation are priced with it: no pricing type of their own.
+            pricing_type: entry.pricing_type.map_or("within_conversation", |p| p.as_str()).to_owned(),
+        };
+        let delta = match entry.action {
+            EntryAction::Post => 1,
+            EntryAction::Reverse => -1,
+        };
+        *self.usage.entry(keys::usage_key(&usage)).or_default() += delta;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty() && self.usage.is_empty()
+    }
+}
