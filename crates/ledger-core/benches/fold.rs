@@ -78,7 +78,7 @@ fn status(user: &str, message: &str, status: DeliveryStatus, at: i64, received: 
 
 fn contact_events(rng: &mut Rng, n: u64, out: &mut Vec<Event>) {
     let user = format!("55119{n:08}");
-    let start = if n % 10 == 0 { ERA2_START } else { ERA4_START } + rng.below(20 * 86_400) as i64;
+    let start = if n.is_multiple_of(10) { ERA2_START } else { ERA4_START } + rng.below(20 * 86_400) as i64;
     let mut t = start;
     let mut message = 0;
     let inbound_count = 1 + rng.below(3);

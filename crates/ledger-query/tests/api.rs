@@ -234,7 +234,9 @@ fn bad_input_gets_its_status_is_kept_and_nothing_is_appended() {
         mac.update(&body);
         format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
     };
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
+    // (path, content type, headers, body, expected status)
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16);
+    let cases: Vec<Case> = vec![
         (
             "/v1/webhooks/meta_cloud",
             "application/json",

@@ -10,9 +10,19 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Event { contact: u8, t: i64, id: u8, payload: u8 },
-    Timeline { contact: u8, snapshot: u8 },
-    Commit { offset: u64 },
+    Event {
+        contact: u8,
+        t: i64,
+        id: u8,
+        payload: u8,
+    },
+    Timeline {
+        contact: u8,
+        snapshot: u8,
+    },
+    Commit {
+        offset: u64,
+    },
     /// The process dies: the uncommitted batch is lost.
     Crash,
 }
@@ -102,7 +112,10 @@ fn usage_counters_net_postings_and_reversals() {
         let event: ledger_core::Event = serde_json::from_str(line).expect("event");
         ledger.apply(event, &mut journal).expect("applies");
     }
-    assert!(journal.iter().any(|e| e.action == ledger_core::EntryAction::Reverse), "the sample has corrections");
+    assert!(
+        journal.iter().any(|e| e.action == ledger_core::EntryAction::Reverse),
+        "the sample has corrections"
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");
     // Split the journal over two batches: counters merge across commits.
@@ -124,11 +137,18 @@ fn usage_counters_net_postings_and_reversals() {
         };
         let pricing_type = entry.pricing_type.map_or("within_conversation", |p| p.as_str());
         *expected
-            .entry((ctx.waba_id.to_string(), ctx.local_month.to_string(), unit.into(), category.into(), pricing_type.into()))
+            .entry((
+                ctx.waba_id.to_string(),
+                ctx.local_month.to_string(),
+                unit.into(),
+                category.into(),
+                pricing_type.into(),
+            ))
             .or_default() += 1;
     }
     let mut stored: BTreeMap<(String, String, String, String, String), i64> = BTreeMap::new();
-    let months: std::collections::BTreeSet<(String, String)> = expected.keys().map(|k| (k.0.clone(), k.1.clone())).collect();
+    let months: std::collections::BTreeSet<(String, String)> =
+        expected.keys().map(|k| (k.0.clone(), k.1.clone())).collect();
     for (waba, month) in months {
         for (key, count) in store.usage(&waba, &month).expect("usage") {
             assert_eq!(key.market, "BR");
