@@ -151,6 +151,13 @@ fn pipeline(contacts: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Resident set size of this process (Linux), in KiB.
+fn resident_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 type Client = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Client> {
