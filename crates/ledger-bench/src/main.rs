@@ -143,6 +143,10 @@ fn pipeline(contacts: usize) -> anyhow::Result<()> {
         resumed.next_offset(),
         resumed.next_offset() as f64 / seconds
     );
+    println!(
+        "memory: {} MiB resident with the fold state of {contacts} contacts loaded",
+        resident_kib().unwrap_or(0) / 1024
+    );
     anyhow::ensure!(
         replay_store.digest()? == projected_digest,
         "replayed state differs from projected state"
