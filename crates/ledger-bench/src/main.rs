@@ -17,7 +17,7 @@ use hyper::body::Bytes;
 use ledger_core::{LedgerConfig, Timestamp};
 use ledger_ingest::{Limits, Provider};
 use ledger_log::{EmbeddedLog, EmbeddedLogOptions, EventLog};
-use ledger_projector::{drain, Projector};
+use ledger_projector::{drain, unknown_market, Projector};
 use ledger_store::{Store, PROJECTOR};
 
 #[global_allocator]
@@ -59,8 +59,25 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn market(_: Option<&str>) -> String {
-    "unknown".to_owned()
+/// Projects the whole log into a fresh store at `path`; returns it, the report and the seconds
+/// the projection took.
+fn project_into(
+    log: &EmbeddedLog,
+    path: &std::path::Path,
+    batch_size: usize,
+) -> anyhow::Result<(Arc<Store>, ledger_projector::BatchReport, f64)> {
+    let store = Arc::new(Store::open(path)?);
+    let mut projector = Projector::resume(
+        log,
+        store.clone(),
+        PROJECTOR,
+        LedgerConfig::default(),
+        unknown_market(),
+        &mut |_, _| {},
+    )?;
+    let started = Instant::now();
+    let report = drain(&mut projector, log, batch_size, log.end_offset(), &mut |_, _| {})?;
+    Ok((store, report, started.elapsed().as_secs_f64()))
 }
 
 fn pipeline(contacts: usize) -> anyhow::Result<()> {
@@ -95,18 +112,7 @@ fn pipeline(contacts: usize) -> anyhow::Result<()> {
         loaded.elapsed().as_secs_f64()
     );
 
-    let store = Arc::new(Store::open(&dir.path().join("state"))?);
-    let mut projector = Projector::resume(
-        &log,
-        store.clone(),
-        PROJECTOR,
-        LedgerConfig::default(),
-        Arc::new(market),
-        &mut |_, _| {},
-    )?;
-    let started = Instant::now();
-    let report = drain(&mut projector, &log, 8192, events, &mut |_, _| {})?;
-    let seconds = started.elapsed().as_secs_f64();
+    let (store, report, seconds) = project_into(&log, &dir.path().join("state"), 8192)?;
     println!(
         "projector: {} events → {} entries in {seconds:.2}s = {:.0} events/s (batches of 8192, one WriteBatch each)",
         report.records,
@@ -114,29 +120,16 @@ fn pipeline(contacts: usize) -> anyhow::Result<()> {
         report.records as f64 / seconds
     );
     let projected_digest = store.digest()?;
-    drop(projector);
 
-    let replay_store = Arc::new(Store::open(&dir.path().join("replayed"))?);
-    let mut replayer = Projector::resume(
-        &log,
-        replay_store.clone(),
-        PROJECTOR,
-        LedgerConfig::default(),
-        Arc::new(market),
-        &mut |_, _| {},
-    )?;
-    let started = Instant::now();
-    let report = drain(&mut replayer, &log, 65_536, events, &mut |_, _| {})?;
-    let seconds = started.elapsed().as_secs_f64();
+    let (replay_store, report, seconds) = project_into(&log, &dir.path().join("replayed"), 65_536)?;
     println!(
         "replay: {} events into a fresh store in {seconds:.2}s = {:.0} events/s (batches of 65536)",
         report.records,
         report.records as f64 / seconds
     );
-    drop(replayer);
     let resumed_at = Instant::now();
     let resumed =
-        Projector::resume(&log, store, PROJECTOR, LedgerConfig::default(), Arc::new(market), &mut |_, _| {})?;
+        Projector::resume(&log, store, PROJECTOR, LedgerConfig::default(), unknown_market(), &mut |_, _| {})?;
     let seconds = resumed_at.elapsed().as_secs_f64();
     println!(
         "restart: fold of {} logged events into memory in {seconds:.2}s = {:.0} events/s",
@@ -232,7 +225,7 @@ async fn http(connections: usize, seconds: u64, rate: u64) -> anyhow::Result<()>
         batch_size: 8192,
     };
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(ledger_query::server::serve_on(listener, config, Arc::new(market), async {
+    let server = tokio::spawn(ledger_query::server::serve_on(listener, config, unknown_market(), async {
         let _ = stopped.await;
     }));
     let mut probe = loop {

@@ -10,7 +10,7 @@ use ledger_core::LedgerConfig;
 use ledger_ingest::{Limits, Provider};
 use ledger_log::{EmbeddedLog, EmbeddedLogOptions, EventLog};
 use ledger_projector::{drain, MarketOf, Projector};
-use ledger_query::ingest::{self, DeadLetters};
+use ledger_query::ingest;
 use ledger_query::server::{log_path, state_path};
 use ledger_store::{Store, PROJECTOR};
 
@@ -19,7 +19,7 @@ use crate::config::{ServeArgs, DEFAULT_DATA_DIR};
 /// The market of a recipient (R5). Market mapping belongs to pricing; until it is wired in,
 /// usage counts every entry under `unknown`.
 pub fn market_of() -> MarketOf {
-    Arc::new(|_recipient: Option<&str>| "unknown".to_owned())
+    ledger_projector::unknown_market()
 }
 
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
@@ -77,7 +77,6 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
     let log = EmbeddedLog::open(&log_path(&args.data_dir), EmbeddedLogOptions::default())
         .context("opening the event log (is `ledger serve` running on this data directory? use --server)")?;
     let store = Arc::new(Store::open(&state_path(&args.data_dir)).context("opening the state store")?);
-    let dead_letters = DeadLetters::new(store.clone());
     let limits = Limits::default();
     let (mut new, mut duplicates, mut refused) = (0usize, 0usize, 0usize);
     for path in &args.files {
@@ -96,7 +95,8 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
                 Err(refusal) => {
                     refused += 1;
                     eprintln!("{source}: refused ({}): {}", refusal.status, refusal.reason);
-                    dead_letters.keep(&format!("ledger import {source}"), &refusal, None, &body)?;
+                    let source = format!("ledger import {source}");
+                    ingest::keep_refused(&store, &source, &refusal, None, &body)?;
                 }
             }
         }

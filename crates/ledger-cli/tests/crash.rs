@@ -57,7 +57,7 @@ fn wait_until_up(agent: &ureq::Agent, port: u16) {
 fn catch_up(data: &Path) -> ledger_store::StateDigest {
     let log = EmbeddedLog::open(&data.join("log"), EmbeddedLogOptions::default()).expect("log");
     let store = Arc::new(Store::open(&data.join("state")).expect("state"));
-    let market = Arc::new(|_: Option<&str>| "unknown".to_owned());
+    let market = ledger_projector::unknown_market();
     let mut projector =
         Projector::resume(&log, store.clone(), PROJECTOR, LedgerConfig::default(), market, &mut |_, _| {})
             .expect("resume");

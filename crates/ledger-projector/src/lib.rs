@@ -12,7 +12,7 @@
 
 mod snapshot;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -37,6 +37,11 @@ pub enum ProjectorError {
 /// Resolves the market (R5) of a recipient number; pricing owns the mapping.
 pub type MarketOf = Arc<dyn Fn(Option<&str>) -> String + Send + Sync>;
 
+/// Every recipient under `unknown`: for deployments and tests without a market mapping.
+pub fn unknown_market() -> MarketOf {
+    Arc::new(|_recipient: Option<&str>| "unknown".to_owned())
+}
+
 /// What one batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchReport {
@@ -56,7 +61,6 @@ pub struct Projector {
     consumer: String,
     next_offset: u64,
     market_of: MarketOf,
-    dead_letter_sequence: u64,
 }
 
 impl std::fmt::Debug for Projector {
@@ -65,9 +69,9 @@ impl std::fmt::Debug for Projector {
     }
 }
 
-/// Decoded record with what the write needs after the core consumed the event.
-struct Decoded {
-    offset: u64,
+/// A record and its decoded event (the core consumes the event; the write needs the record).
+struct Decoded<'a> {
+    record: &'a StoredRecord,
     event: Event,
 }
 
@@ -90,7 +94,6 @@ impl Projector {
             consumer: consumer.to_owned(),
             next_offset: 0,
             market_of,
-            dead_letter_sequence: 0,
         };
         let mut records = Vec::new();
         while projector.next_offset < resume_at {
@@ -142,8 +145,6 @@ impl Projector {
         let decoded = decode_all(records, &mut |record, reason| {
             refusals.push((record.offset, reason, record.payload.clone()));
         });
-        let payloads: HashMap<u64, &[u8]> =
-            records.iter().map(|r| (r.offset, r.payload.as_slice())).collect();
 
         let store = self.store.clone();
         let mut batch = store.batch();
@@ -153,7 +154,8 @@ impl Projector {
         let mut remaining = decoded.into_iter().peekable();
         while remaining.peek().is_some() {
             let mut ledger = self.ledger.write().unwrap_or_else(PoisonError::into_inner);
-            for Decoded { offset, event } in remaining.by_ref().take(EVENTS_PER_LOCK) {
+            for Decoded { record, event } in remaining.by_ref().take(EVENTS_PER_LOCK) {
+                let offset = record.offset;
                 let scope = scope_of(&event);
                 let event_id = event.event_id.clone();
                 let event_time = event.event_time;
@@ -162,8 +164,7 @@ impl Projector {
                 match ledger.apply(event, &mut entries) {
                     Ok(Ingested::Created) => {
                         report.created += 1;
-                        let payload = payloads.get(&offset).copied().unwrap_or_default();
-                        batch.put_event(&scope, event_time.0, event_id.as_str(), payload);
+                        batch.put_event(&scope, event_time.0, event_id.as_str(), &record.payload);
                         batch.put_dedupe(event_id.as_str(), offset);
                         if let Some((waba_id, contact)) = contact {
                             if let Some(message) = message {
@@ -179,16 +180,11 @@ impl Projector {
                         let reason = format!(
                             "event {event_id} arrived again with a different {field}; the first is kept"
                         );
-                        let payload = payloads.get(&offset).copied().unwrap_or_default().to_vec();
-                        refusals.push((offset, reason, payload));
+                        refusals.push((offset, reason, record.payload.clone()));
                     }
                     Err(error) => {
-                        let payload = payloads.get(&offset).copied().unwrap_or_default().to_vec();
-                        refusals.push((
-                            offset,
-                            format!("event {event_id} refused by the fold: {error}"),
-                            payload,
-                        ));
+                        let reason = format!("event {event_id} refused by the fold: {error}");
+                        refusals.push((offset, reason, record.payload.clone()));
                     }
                 }
             }
@@ -220,16 +216,9 @@ impl Projector {
         report.refused = refusals.len() - report.conflicts;
         self.store.commit(batch, &self.consumer, report.next_offset)?;
         for (offset, reason, payload) in refusals {
-            self.dead_letter_sequence += 1;
-            let letter = DeadLetter {
-                received_at_micros: now_micros(),
-                source: format!("log offset {offset}"),
-                status: 0,
-                reason,
-                content_type: Some("application/x-protobuf; message=ledger.v1.Event".into()),
-                body_base64: base64_encode(&payload),
-            };
-            self.store.put_dead_letter(self.dead_letter_sequence, &letter)?;
+            let content_type = Some("application/x-protobuf; message=ledger.v1.Event");
+            let letter = DeadLetter::new(format!("log offset {offset}"), 0, reason, content_type, &payload);
+            self.store.put_dead_letter(&letter)?;
         }
         self.next_offset = report.next_offset;
 
@@ -242,22 +231,14 @@ impl Projector {
     }
 }
 
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn decode_all(records: &[StoredRecord], refuse: &mut dyn FnMut(&StoredRecord, String)) -> Vec<Decoded> {
+fn decode_all<'a>(
+    records: &'a [StoredRecord],
+    refuse: &mut dyn FnMut(&StoredRecord, String),
+) -> Vec<Decoded<'a>> {
     let mut out = Vec::with_capacity(records.len());
     for record in records {
         match ledger_proto::decode_event(&record.payload) {
-            Ok(event) => out.push(Decoded { offset: record.offset, event }),
+            Ok(event) => out.push(Decoded { record, event }),
             Err(error) => {
                 refuse(record, format!("log record {} is not a valid event: {error}", record.offset))
             }

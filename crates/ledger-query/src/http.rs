@@ -15,7 +15,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::ingest::{self, DeadLetters, Refusal, Secrets};
+use crate::ingest::{self, Refusal, Secrets};
 use crate::queries::{parse_instant, EntryFilter, Queries, QueryError};
 
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -24,7 +24,6 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 pub struct AppState {
     pub log: Arc<dyn EventLog>,
     pub queries: Queries,
-    pub dead_letters: DeadLetters,
     pub secrets: Secrets,
     pub limits: Limits,
     pub metrics: Option<PrometheusHandle>,
@@ -95,16 +94,17 @@ async fn refuse(
     let kept = {
         let refusal = refusal.clone();
         tokio::task::spawn_blocking(move || {
-            app2.dead_letters.keep(&source, &refusal, content_type.as_deref(), &body)
+            ingest::keep_refused(app2.queries.store(), &source, &refusal, content_type.as_deref(), &body)
         })
         .await
     };
-    match kept {
-        Ok(Ok(())) => error(status, refusal.reason),
-        // Not kept: answer 5xx so the sender retries instead of treating it as refused.
-        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("could not keep the refused body: {e}")),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("could not keep the refused body: {e}")),
-    }
+    let failure = match kept {
+        Ok(Ok(())) => return error(status, refusal.reason),
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    // Not kept: answer 5xx so the sender retries instead of treating it as refused.
+    error(StatusCode::SERVICE_UNAVAILABLE, format!("could not keep the refused body: {failure}"))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

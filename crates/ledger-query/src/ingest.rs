@@ -1,12 +1,9 @@
 //! Webhook bodies into the log: authenticity, normalization, validation, durable append.
 //! Shared by the HTTP API and `ledger import`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
 use ledger_core::{Event, Timestamp};
 use ledger_ingest::{Limits, Provider};
-use ledger_log::{Appended, EventLog, LogRecord};
+use ledger_log::{Appended, LogRecord};
 use ledger_store::{DeadLetter, Store};
 use prost::Message;
 use serde::Serialize;
@@ -177,40 +174,21 @@ pub fn tally(accepted: &mut Accepted, answers: &[Appended]) {
     }
 }
 
-/// Keeps refused input. The refusal is answered only after this returns.
-#[derive(Debug)]
-pub struct DeadLetters {
-    store: Arc<Store>,
-    sequence: AtomicU64,
-}
-
-impl DeadLetters {
-    pub fn new(store: Arc<Store>) -> DeadLetters {
-        // Starting from the clock keeps keys unique across restarts within one microsecond.
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        DeadLetters { store, sequence: AtomicU64::new(seed) }
-    }
-
-    pub fn keep(
-        &self,
-        source: &str,
-        refusal: &Refusal,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> Result<(), ledger_store::StoreError> {
-        use base64::Engine;
-        let letter = DeadLetter {
-            received_at_micros: now_micros(),
-            source: source.to_owned(),
-            status: refusal.status,
-            reason: refusal.reason.clone(),
-            content_type: content_type.map(str::to_owned),
-            body_base64: base64::engine::general_purpose::STANDARD.encode(body),
-        };
-        self.store.put_dead_letter(self.sequence.fetch_add(1, Ordering::Relaxed), &letter)
-    }
+/// Keeps refused input with its reason. The refusal is answered only after this returns.
+pub fn keep_refused(
+    store: &Store,
+    source: &str,
+    refusal: &Refusal,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<(), ledger_store::StoreError> {
+    store.put_dead_letter(&DeadLetter::new(
+        source,
+        refusal.status,
+        refusal.reason.clone(),
+        content_type,
+        body,
+    ))
 }
 
 pub fn now_micros() -> i64 {
@@ -221,12 +199,4 @@ pub fn now_micros() -> i64 {
 
 pub fn now() -> Timestamp {
     Timestamp(now_micros().div_euclid(1_000_000))
-}
-
-/// Appends prepared records and waits until they are durable.
-pub fn append_blocking(
-    log: &dyn EventLog,
-    records: Vec<LogRecord>,
-) -> Result<Vec<Appended>, ledger_log::LogError> {
-    log.append(records).wait_blocking()
 }

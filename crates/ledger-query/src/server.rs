@@ -14,7 +14,7 @@ use ledger_projector::{MarketOf, Projector};
 use ledger_store::{Store, PROJECTOR};
 
 use crate::http::{router, AppState};
-use crate::ingest::{DeadLetters, Secrets};
+use crate::ingest::Secrets;
 use crate::queries::Queries;
 
 #[derive(Debug, Clone)]
@@ -65,7 +65,6 @@ pub async fn serve_on(
     let state = Arc::new(AppState {
         log: log.clone(),
         queries: queries.clone(),
-        dead_letters: DeadLetters::new(store.clone()),
         secrets: config.secrets.clone(),
         limits: config.limits,
         metrics,

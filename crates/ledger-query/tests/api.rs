@@ -2,7 +2,6 @@
 //! fixtures from `../shared/fixtures/webhooks/`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ledger_core::LedgerConfig;
@@ -43,7 +42,7 @@ impl Server {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-                let market = Arc::new(|_: Option<&str>| "unknown".to_owned());
+                let market = ledger_projector::unknown_market();
                 ledger_query::server::serve_on(listener, config, market, async {
                     let _ = stopped.await;
                 })

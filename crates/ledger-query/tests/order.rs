@@ -63,7 +63,7 @@ fn project(dir: &Path, stream: &[(Provider, Vec<u8>)], batch: usize) -> StateDig
     let log = EmbeddedLog::open(&dir.join("log"), EmbeddedLogOptions { sync: false, ..Default::default() })
         .expect("log");
     let store = Arc::new(Store::open(&dir.join("state")).expect("store"));
-    let market = Arc::new(|_: Option<&str>| "unknown".to_owned());
+    let market = ledger_projector::unknown_market();
     let mut projector =
         Projector::resume(&log, store.clone(), PROJECTOR, LedgerConfig::default(), market, &mut |_, _| {})
             .expect("projector");

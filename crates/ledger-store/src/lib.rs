@@ -74,6 +74,30 @@ pub struct DeadLetter {
     pub body_base64: String,
 }
 
+impl DeadLetter {
+    /// A refusal received now, with the body as it came.
+    pub fn new(
+        source: impl Into<String>,
+        status: u16,
+        reason: impl Into<String>,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> DeadLetter {
+        use base64::Engine;
+        let received_at_micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        DeadLetter {
+            received_at_micros,
+            source: source.into(),
+            status,
+            reason: reason.into(),
+            content_type: content_type.map(str::to_owned),
+            body_base64: base64::engine::general_purpose::STANDARD.encode(body),
+        }
+    }
+}
+
 /// Adds i64 counts: usage counters take +1 for a posting and −1 for a reversal.
 fn add_counts(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
     let decode = |bytes: &[u8]| bytes.try_into().map(i64::from_le_bytes).unwrap_or(0);
@@ -114,6 +138,9 @@ fn db_options() -> Options {
 /// The projector's state database.
 pub struct Store {
     db: DB,
+    /// Second part of dead-letter keys. Seeded from the clock, so letters of one instant stay
+    /// apart across restarts and across the writers (API, projector, import) of one process.
+    dead_letter_sequence: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -124,12 +151,19 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Ok(Store { db: DB::open_cf_descriptors(&db_options(), path, descriptors())? })
+        Ok(Store::with_db(DB::open_cf_descriptors(&db_options(), path, descriptors())?))
     }
 
     /// Opens for reading beside the process that writes it (queries against a data dir).
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
-        Ok(Store { db: DB::open_cf_descriptors_read_only(&db_options(), path, descriptors(), false)? })
+        Ok(Store::with_db(DB::open_cf_descriptors_read_only(&db_options(), path, descriptors(), false)?))
+    }
+
+    fn with_db(db: DB) -> Store {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Store { db, dead_letter_sequence: std::sync::atomic::AtomicU64::new(seed) }
     }
 
     fn cf(&self, name: &'static str) -> &ColumnFamily {
@@ -173,7 +207,8 @@ impl Store {
     }
 
     /// Keeps a refused input. Synced: the refusal is answered only after this returns.
-    pub fn put_dead_letter(&self, sequence: u64, letter: &DeadLetter) -> Result<(), StoreError> {
+    pub fn put_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        let sequence = self.dead_letter_sequence.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let value = serde_json::to_vec(letter)
             .map_err(|e| StoreError::Value { family: DEAD_LETTERS, reason: e.to_string() })?;
         let mut options = WriteOptions::default();
