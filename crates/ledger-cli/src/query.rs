@@ -94,11 +94,15 @@ fn ask_data_dir(args: &QueryArgs) -> anyhow::Result<Value> {
             .with_context(|| format!("opening the state in {}", args.data_dir.display()))?,
     );
     let queries = Queries::new(store.clone());
-    if matches!(
-        args.question,
-        Question::Eligibility { .. } | Question::Timeline { .. } | Question::Entries { .. }
-    ) {
-        // Eligibility needs the fold's in-memory state: fold the projected prefix of the log.
+    // Eligibility needs the fold's in-memory state, and so does finding a phone number's WABA
+    // when the question does not name it: only then fold the projected prefix of the log.
+    let needs_fold = match &args.question {
+        Question::Eligibility { .. } => true,
+        Question::Timeline { waba_id, .. } => waba_id.is_none(),
+        Question::Entries { waba_id, phone_number_id, .. } => waba_id.is_none() && phone_number_id.is_some(),
+        Question::Usage { .. } | Question::Explain { .. } => false,
+    };
+    if needs_fold {
         let log = EmbeddedLog::open_read_only(&log_path(&args.data_dir)).context("opening the event log")?;
         let market_of = crate::store_ops::market_of();
         let projector =
