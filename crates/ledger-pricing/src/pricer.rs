@@ -1,0 +1,293 @@
+//! Turns journal entries into priced invoice lines.
+//!
+//! The core decided what is billable (ARCHITECTURE decision 6); this decides how much: the card in
+//! force on the charge's local date (R6), the recipient's market (R5), the authentication-
+//! international rate where the business is eligible (R29) and the volume tier (R54).
+//!
+//! Volume tiers are marginal and accrue per portfolio × market × category family × month in each
+//! WABA's own time zone (so during the hours two WABAs of one portfolio sit in different months,
+//! each accrues toward its own month, S11.3). A charge takes the tier of its position in the
+//! journal — the order in which the ledger learned of charges, as Meta counts in the order it
+//! bills. A reversal gives its position back and is priced exactly as the posting it reverses,
+//! so the sum of lines always equals the live entries priced at the tiers they were posted in.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use ledger_core::fact::Fact;
+use ledger_core::{Entry, EntryAction, LocalMonth, PricingCategory, PricingModel, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::card::RateCard;
+use crate::market::{Located, UNKNOWN};
+use crate::money::Money;
+use crate::Pricing;
+
+/// The identity of an invoice line: everything that decides a count's price.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LineKey {
+    /// `conversation` (eras 1–3) or `message` (eras 4–5).
+    pub unit: String,
+    /// The rate category applied (`authentication_international` where R29 holds).
+    pub category: String,
+    pub market: String,
+    /// Meta's pricing type: `regular`, `free_customer_service`, `free_entry_point`, `free_tier`.
+    pub pricing_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_reason: Option<String>,
+    /// `LOWER:UPPER` of the volume tier a tiered charge fell in (R54).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    pub currency: String,
+    /// `None`: no card prices this line (see `unpriced`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_rate: Option<Money>,
+    /// The effective date of the card used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<NaiveDate>,
+    /// Why a charged line has no rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpriced: Option<String>,
+}
+
+impl LineKey {
+    /// The key as stored in the `billing` aggregates: JSON with a fixed field order.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a line key always serialises")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<LineKey, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+/// One entry's contribution to an invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedEntry {
+    pub waba_id: String,
+    /// The charge's month in the WABA's time zone.
+    pub month: LocalMonth,
+    pub line: LineKey,
+    /// +1 for a posting, −1 for a reversal.
+    pub quantity: i64,
+}
+
+/// Volume-tier accrual scope (R54).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TierKey {
+    business: String,
+    market: String,
+    /// `utility` or `authentication` (authentication-international accrues with it, R54).
+    family: &'static str,
+    month: LocalMonth,
+}
+
+/// Prices entries in journal order; keeps the tier accruals.
+#[derive(Debug)]
+pub struct Pricer {
+    pricing: Arc<Pricing>,
+    accrued: foldhash::HashMap<TierKey, u64>,
+    /// Live tiered postings: entry id → (scope, position), so a reversal returns its slot.
+    positions: foldhash::HashMap<u128, (TierKey, u64)>,
+}
+
+/// How a fact is priced, before tiers.
+struct Decision<'a> {
+    unit: &'static str,
+    category: String,
+    located: Located,
+    local_date: NaiveDate,
+    currency: String,
+    business: String,
+    card: Option<&'a RateCard>,
+}
+
+impl Pricer {
+    pub fn new(pricing: Arc<Pricing>) -> Pricer {
+        Pricer { pricing, accrued: Default::default(), positions: Default::default() }
+    }
+
+    pub fn pricing(&self) -> &Arc<Pricing> {
+        &self.pricing
+    }
+
+    /// The market of an entry's recipient on its charge date (R5).
+    pub fn market(&self, entry: &Entry) -> String {
+        let fact = &entry.fact;
+        self.pricing.locate(fact, local_date(fact)).market
+    }
+
+    /// The entry's invoice line and quantity; `None` for messages priced with their
+    /// conversation (CBP messages never carry a charge of their own, R10, R21).
+    pub fn price(&mut self, entry: &Entry) -> Option<PricedEntry> {
+        let fact = &entry.fact;
+        if let Fact::MessageBilled(m) = &**fact {
+            if m.pricing_model == PricingModel::Cbp {
+                return None;
+            }
+        }
+        let pricing = self.pricing.clone();
+        let decision = pricing.decide(fact, entry.billable);
+        let quantity = match entry.action {
+            EntryAction::Post => 1,
+            EntryAction::Reverse => -1,
+        };
+        let pricing_type = entry.pricing_type.map_or("within_conversation", |p| p.as_str()).to_owned();
+        let mut line = LineKey {
+            unit: decision.unit.to_owned(),
+            category: decision.category.clone(),
+            market: decision.located.market.clone(),
+            pricing_type,
+            free_reason: entry.free_reason.map(|r| r.as_str().to_owned()),
+            tier: None,
+            currency: decision.currency.clone(),
+            unit_rate: None,
+            card: decision.card.map(|c| c.effective_from),
+            unpriced: None,
+        };
+        if !entry.billable {
+            line.unit_rate = Some(Money::ZERO);
+        } else {
+            let position = self.position(entry, fact, &decision);
+            match (&decision.card, decision.located.market.as_str()) {
+                (_, UNKNOWN) => {
+                    line.unpriced =
+                        Some("the recipient is not a phone number; its market is unknown (R5)".into())
+                }
+                (None, _) => {
+                    line.unpriced = Some(format!(
+                        "no {} rate card in force on {}",
+                        decision.currency, decision.local_date
+                    ))
+                }
+                (Some(card), market) => match card.rate(market, &decision.category, position.unwrap_or(1)) {
+                    Some(tier) => {
+                        line.unit_rate = Some(tier.rate);
+                        line.tier = position.map(|_| tier.label());
+                    }
+                    None => {
+                        line.unpriced = Some(format!(
+                            "card {} has no {} rate for {market}",
+                            card.effective_from, decision.category
+                        ))
+                    }
+                },
+            }
+        }
+        Some(PricedEntry {
+            waba_id: fact.context().waba_id.to_string(),
+            month: fact.context().local_month,
+            line,
+            quantity,
+        })
+    }
+
+    /// The charge's 1-based position in its tier accrual, for tiered categories (R54).
+    fn position(&mut self, entry: &Entry, fact: &Fact, decision: &Decision<'_>) -> Option<u64> {
+        let Fact::MessageBilled(message) = fact else { return None };
+        // Only per-message utility and authentication accrue (R54); paid service messages priced
+        // at the utility rate do not (R80).
+        let family = match message.category {
+            PricingCategory::Utility => "utility",
+            PricingCategory::Authentication => "authentication",
+            _ => return None,
+        };
+        if message.pricing_model != PricingModel::Pmp {
+            return None;
+        }
+        let key = TierKey {
+            business: decision.business.clone(),
+            market: decision.located.market.clone(),
+            family,
+            month: fact.context().local_month,
+        };
+        match entry.action {
+            EntryAction::Post => {
+                let accrued = self.accrued.entry(key.clone()).or_default();
+                *accrued += 1;
+                let position = *accrued;
+                self.positions.insert(entry.id.0, (key, position));
+                Some(position)
+            }
+            EntryAction::Reverse => {
+                let reversed = entry.reverses.map(|id| id.0)?;
+                let (key, position) = self.positions.remove(&reversed)?;
+                if let Some(accrued) = self.accrued.get_mut(&key) {
+                    *accrued = accrued.saturating_sub(1);
+                }
+                Some(position)
+            }
+        }
+    }
+}
+
+/// The charge instant's date in the WABA's time zone (R6: cards change at local midnight).
+pub(crate) fn local_date(fact: &Fact) -> NaiveDate {
+    let context = fact.context();
+    let tz: Tz = context.time_zone.parse().unwrap_or(Tz::UTC);
+    date_in(tz, fact.at())
+}
+
+pub(crate) fn date_in(tz: Tz, at: Timestamp) -> NaiveDate {
+    chrono::DateTime::from_timestamp(at.0, 0)
+        .map(|utc| utc.with_timezone(&tz).date_naive())
+        .unwrap_or_default()
+}
+
+impl Pricing {
+    /// Where the fact's recipient is: the send record's or status's number, else the contact's
+    /// user id when it is a `wa_id` (digits).
+    pub(crate) fn locate(&self, fact: &Fact, date: NaiveDate) -> Located {
+        let context = fact.context();
+        let recipient =
+            context.recipient.as_deref().filter(|r| !r.is_empty()).unwrap_or(&context.contact.user_id);
+        self.markets.locate(recipient, date)
+    }
+
+    fn decide(&self, fact: &Fact, billable: bool) -> Decision<'_> {
+        let context = fact.context();
+        let local_date = local_date(fact);
+        let located = self.locate(fact, local_date);
+        let (business, currency, settings) = self.business_of(context.waba_id.as_str());
+        let card = self.book.card(currency, local_date);
+        let (unit, category) = match fact {
+            Fact::ConversationOpened(c) => ("conversation", c.category.as_str()),
+            Fact::MessageBilled(m) => ("message", m.category.as_str()),
+        };
+        let mut category = category.to_owned();
+        // R29: the international rate, where the business is eligible and the recipient is abroad.
+        if billable && category == "authentication" {
+            if let (Some(settings), Some(country), Some(card)) = (settings, located.country.as_deref(), card)
+            {
+                if let Some(intl) = &settings.authentication_international {
+                    let abroad = settings.primary_location.as_deref() != Some(country);
+                    if abroad
+                        && fact.at() >= intl.start_for(country)
+                        && card.has(&located.market, "authentication_international")
+                    {
+                        category = "authentication_international".to_owned();
+                    }
+                }
+            }
+        }
+        // R80: paid service messages (era 5) are charged at the utility rate where the card has
+        // no service rate of its own.
+        if billable && unit == "message" && category == "service" {
+            if let Some(card) = card {
+                if !card.has(&located.market, "service") {
+                    category = "utility".to_owned();
+                }
+            }
+        }
+        Decision {
+            unit,
+            category,
+            located,
+            local_date,
+            currency: currency.to_owned(),
+            business: business.to_owned(),
+            card,
+        }
+    }
+}

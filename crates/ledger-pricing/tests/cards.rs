@@ -1,0 +1,108 @@
+//! Rate-card validation: every refusal names the file, the line or the market, and the problem.
+
+use ledger_pricing::{CardError, MarketMap, Pricing, PricingError, PricingSettings, RateCard};
+
+const HEADER: &str = "effective_from,currency,market,category,tier_from,tier_to,rate\n";
+
+fn markets() -> MarketMap {
+    MarketMap::from_csv("markets.csv", include_str!("../../../rates/markets.csv")).expect("markets")
+}
+
+fn refuse(rows: &str) -> String {
+    let text = format!("{HEADER}{rows}");
+    RateCard::from_csv("card.csv", &text, &markets()).expect_err("refused").to_string()
+}
+
+#[test]
+fn bundled_cards_load_and_name_their_missing_markets() {
+    let pricing = Pricing::bundled();
+    let cards: Vec<_> =
+        pricing.book.cards().map(|c| (c.currency.clone(), c.effective_from.to_string())).collect();
+    assert_eq!(cards, vec![("USD".into(), "2023-06-01".into()), ("USD".into(), "2025-07-01".into())]);
+    let june_2023 = pricing.book.cards().next().expect("card");
+    assert!(june_2023.missing_markets(&pricing.markets).is_empty(), "the 2023 card prices every market");
+}
+
+#[test]
+fn overlapping_tiers_are_refused() {
+    let error =
+        refuse("2025-07-01,USD,India,utility,1,10,0.0014\n2025-07-01,USD,India,utility,10,MAX,0.0010\n");
+    assert_eq!(error, "card.csv: India/utility: tiers 1:10 and 10:MAX overlap");
+}
+
+#[test]
+fn a_gap_between_tiers_is_refused() {
+    let error =
+        refuse("2025-07-01,USD,India,utility,1,10,0.0014\n2025-07-01,USD,India,utility,12,MAX,0.0010\n");
+    assert_eq!(error, "card.csv: India/utility: no rate for counts 11 to 11");
+}
+
+#[test]
+fn tiers_must_start_at_one_and_end_at_max() {
+    assert_eq!(
+        refuse("2025-07-01,USD,India,utility,2,MAX,0.0014\n"),
+        "card.csv: India/utility: the first tier starts at 2, not 1"
+    );
+    assert_eq!(
+        refuse("2025-07-01,USD,India,utility,1,100,0.0014\n"),
+        "card.csv: India/utility: the last tier ends at 100; it must end at MAX"
+    );
+}
+
+#[test]
+fn unknown_markets_and_categories_are_refused_with_the_line() {
+    let error = refuse("2025-07-01,USD,Atlantis,utility,1,MAX,0.0014\n");
+    assert!(error.starts_with("card.csv line 2: unknown market \"Atlantis\" on 2025-07-01"), "{error}");
+    let error = refuse("2025-07-01,USD,India,promotional,1,MAX,0.0014\n");
+    assert!(error.starts_with("card.csv line 2: unknown category \"promotional\""), "{error}");
+}
+
+#[test]
+fn a_market_that_changed_only_later_is_unknown_before_its_date() {
+    // Hong Kong became a market of its own on 2026-07-01.
+    let error = refuse("2025-07-01,USD,Hong Kong,marketing,1,MAX,0.05\n");
+    assert!(error.contains("unknown market \"Hong Kong\" on 2025-07-01"), "{error}");
+    assert!(RateCard::from_csv(
+        "c.csv",
+        &format!("{HEADER}2026-07-01,USD,Hong Kong,marketing,1,MAX,0.05\n"),
+        &markets()
+    )
+    .is_ok());
+}
+
+#[test]
+fn a_market_without_a_category_the_others_have_is_refused() {
+    let error = refuse(
+        "2025-07-01,USD,India,marketing,1,MAX,0.0107\n2025-07-01,USD,India,utility,1,MAX,0.0014\n\
+         2025-07-01,USD,Brazil,marketing,1,MAX,0.0625\n",
+    );
+    assert_eq!(
+        error,
+        "card.csv: market Brazil has no utility rate although other markets of the card have one"
+    );
+}
+
+#[test]
+fn bad_rates_mixed_cards_and_duplicates_are_refused() {
+    assert!(refuse("2025-07-01,USD,India,utility,1,MAX,0.00x\n")
+        .contains("line 2: rate: \"0.00x\" is not a decimal"));
+    assert!(refuse("2025-07-01,USD,India,utility,1,MAX,-0.001\n").contains("line 2: rate -0.001 is negative"));
+    let mixed =
+        refuse("2025-07-01,USD,India,utility,1,MAX,0.0014\n2025-10-01,USD,India,marketing,1,MAX,0.01\n");
+    assert!(mixed.contains("line 3: row is for USD 2025-10-01 but the card is USD 2025-07-01"), "{mixed}");
+    let card = |name: &str| {
+        RateCard::from_csv(name, &format!("{HEADER}2025-07-01,USD,India,utility,1,MAX,0.0014\n"), &markets())
+            .expect("card")
+    };
+    let error = Pricing::new(markets(), vec![card("a.csv"), card("b.csv")], PricingSettings::default())
+        .expect_err("duplicate");
+    assert!(matches!(error, PricingError::Card(CardError::Duplicate { .. })));
+    assert_eq!(error.to_string(), "a.csv and b.csv are both the USD card effective 2025-07-01");
+}
+
+#[test]
+fn settings_refuse_a_waba_in_two_portfolios() {
+    let text = "[[business]]\nid = \"a\"\nwabas = [\"w\"]\n[[business]]\nid = \"b\"\nwabas = [\"w\"]\n";
+    let error = PricingSettings::from_toml("s.toml", text).expect_err("refused");
+    assert_eq!(error.to_string(), "s.toml: WABA w is listed under both a and b");
+}

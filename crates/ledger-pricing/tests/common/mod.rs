@@ -1,0 +1,155 @@
+//! Builds event histories in hours from an origin, folds them with the core and prices the
+//! journal in order, as the projector does.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use ledger_core::{
+    AccountSettings, ContactKey, DeliveryStatus, EntryPoint, Event, EventKind, InboundMessage, Ledger,
+    LedgerConfig, LocalMonth, MessageStatus, SendContent, SendRecord, TemplateCategory, TemplateUse,
+    Timestamp,
+};
+use ledger_pricing::invoice::LineBook;
+use ledger_pricing::{Invoice, Pricer, Pricing};
+
+pub const HOUR: i64 = 3_600;
+/// 2024-03-04 00:00 UTC: era 2, priced by the 2023-06-01 card.
+pub const ERA2: i64 = 1_709_510_400;
+/// 2025-09-01 00:00 UTC: era 4, priced by the 2025-07-01 card.
+pub const ERA4: i64 = 1_756_684_800;
+
+#[derive(Debug, Clone)]
+pub struct History {
+    pub t0: i64,
+    pub events: Vec<Event>,
+    next: u32,
+}
+
+impl History {
+    pub fn at(t0: i64) -> History {
+        History { t0, events: Vec::new(), next: 0 }
+    }
+
+    fn time(&self, hours: f64) -> Timestamp {
+        Timestamp(self.t0 + (hours * HOUR as f64).round() as i64)
+    }
+
+    fn push(&mut self, waba: &str, contact: Option<ContactKey>, id: String, at: Timestamp, kind: EventKind) {
+        self.events.push(Event {
+            event_id: id.into(),
+            schema_version: 1,
+            event_time: at,
+            receive_time: at,
+            provider: "test".into(),
+            waba_id: waba.into(),
+            contact,
+            kind,
+        });
+    }
+
+    pub fn settings(&mut self, waba: &str, time_zone: &str) -> &mut Self {
+        let at = Timestamp(0);
+        let kind = EventKind::AccountSettings(AccountSettings {
+            time_zone: time_zone.to_owned(),
+            currency: None,
+            business_id: None,
+        });
+        self.push(waba, None, format!("settings:{waba}"), at, kind);
+        self
+    }
+
+    /// A user message (with a Click-to-WhatsApp referral when `ad` names a source id).
+    pub fn user_message(&mut self, waba: &str, user: &str, hours: f64, ad: Option<&str>) {
+        self.next += 1;
+        let id = format!("in-{}", self.next);
+        let entry_point = ad.map(|source| EntryPoint {
+            source_id: Some(source.to_owned()),
+            source_type: Some("ad".into()),
+            ctwa_clid: Some(format!("clid-{source}")),
+            ..EntryPoint::default()
+        });
+        let kind = EventKind::InboundMessage(InboundMessage { message_id: id.as_str().into(), entry_point });
+        let at = self.time(hours);
+        self.push(waba, Some(ContactKey::new("pn-1", user)), format!("ev-{id}"), at, kind);
+    }
+
+    /// A template (or free-form message when `category` is `None`) sent and delivered at `hours`.
+    pub fn delivered(
+        &mut self,
+        waba: &str,
+        user: &str,
+        hours: f64,
+        category: Option<TemplateCategory>,
+    ) -> String {
+        self.next += 1;
+        let id = format!("out-{}", self.next);
+        let at = self.time(hours);
+        let content = match category {
+            Some(category) => {
+                SendContent::Template(TemplateUse { name: "t".into(), language: "en".into(), category })
+            }
+            None => SendContent::NonTemplate { kind: "text".into() },
+        };
+        let contact = Some(ContactKey::new("pn-1", user));
+        let send = EventKind::SendRecord(SendRecord {
+            message_id: id.as_str().into(),
+            recipient: Some(user.into()),
+            content,
+            marketing_lite: false,
+        });
+        self.push(waba, contact.clone(), format!("send-{id}"), at, send);
+        let status = EventKind::MessageStatus(MessageStatus {
+            message_id: id.as_str().into(),
+            status: DeliveryStatus::Delivered,
+            recipient: Some(user.into()),
+            errors: Vec::new(),
+            reported: None,
+        });
+        self.push(waba, contact, format!("status-{id}"), at, status);
+        id
+    }
+
+    /// Folds the history in order and prices the journal as the projector would.
+    pub fn price(&self, pricing: Pricing) -> LineBook {
+        let mut ledger = Ledger::new(LedgerConfig::default());
+        let mut pricer = Pricer::new(Arc::new(pricing));
+        let mut book = LineBook::default();
+        let mut entries = Vec::new();
+        for event in &self.events {
+            ledger.apply(event.clone(), &mut entries).expect("valid event");
+        }
+        for entry in &entries {
+            if let Some(priced) = pricer.price(entry) {
+                book.add(priced);
+            }
+        }
+        book
+    }
+}
+
+pub fn month(text: &str) -> LocalMonth {
+    text.parse().expect("month")
+}
+
+pub fn invoice(book: &LineBook, waba: &str, month_text: &str) -> Invoice {
+    Invoice::from_lines(waba, month(month_text), book.lines(waba, month(month_text)), "USD")
+}
+
+/// (category, market, tier, count, amount) of the invoice's charged lines.
+pub fn charged(invoice: &Invoice) -> Vec<(String, String, Option<String>, i64, String)> {
+    invoice
+        .lines
+        .iter()
+        .filter(|l| l.amount.is_some_and(|a| a.0 != 0) || l.unit_rate.is_none())
+        .map(|l| {
+            (
+                l.category.clone(),
+                l.market.clone(),
+                l.tier.clone(),
+                l.count,
+                l.amount.map_or("unpriced".into(), |a| a.to_string()),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,271 @@
+//! Prices the spec's scenarios with the bundled cards and illustrative tier cards (S11 itself
+//! names its thresholds A < B < C only symbolically).
+
+mod common;
+
+use chrono::NaiveDate;
+use common::*;
+use ledger_core::TemplateCategory::{Authentication, Marketing, Utility};
+use ledger_pricing::{MarketMap, Pricing, PricingSettings, RateCard};
+
+const INDIA: &str = "919876543210";
+const INDONESIA: &str = "6281234567890";
+
+fn bundled_markets() -> MarketMap {
+    MarketMap::from_csv("markets.csv", include_str!("../../../rates/markets.csv")).expect("markets")
+}
+
+/// An illustrative tiered USD card for India effective 2025-07-01: utility and authentication
+/// bands 1–3 (list), 4–6 (tier 1), 7+ (tier 2); authentication-international with its own bands.
+fn tiered_card() -> RateCard {
+    let text = "effective_from,currency,market,category,tier_from,tier_to,rate
+2025-07-01,USD,India,marketing,1,MAX,0.0107
+2025-07-01,USD,India,utility,1,3,0.0014
+2025-07-01,USD,India,utility,4,6,0.0010
+2025-07-01,USD,India,utility,7,MAX,0.0008
+2025-07-01,USD,India,authentication,1,3,0.0014
+2025-07-01,USD,India,authentication,4,6,0.0011
+2025-07-01,USD,India,authentication,7,MAX,0.0009
+2025-07-01,USD,India,authentication_international,1,3,0.0280
+2025-07-01,USD,India,authentication_international,4,6,0.0250
+2025-07-01,USD,India,authentication_international,7,MAX,0.0220
+";
+    RateCard::from_csv("tiered.csv", text, &bundled_markets()).expect("tiered card")
+}
+
+fn tiered(settings: &str) -> Pricing {
+    let settings = PricingSettings::from_toml("settings.toml", settings).expect("settings");
+    Pricing::new(bundled_markets(), vec![tiered_card()], settings).expect("pricing")
+}
+
+fn row(
+    category: &str,
+    market: &str,
+    tier: Option<&str>,
+    count: i64,
+    amount: &str,
+) -> (String, String, Option<String>, i64, String) {
+    (category.into(), market.into(), tier.map(str::to_owned), count, amount.into())
+}
+
+#[test]
+fn s1_era2_two_conversations_at_the_june_2023_india_rates() {
+    let mut h = History::at(ERA2);
+    h.delivered("w", INDIA, 0.0, Some(Marketing));
+    h.delivered("w", INDIA, 4.0, Some(Utility));
+    h.delivered("w", INDIA, 10.0, Some(Utility));
+    let invoice = invoice(&h.price(Pricing::bundled()), "w", "2024-03");
+    assert_eq!(
+        charged(&invoice),
+        vec![row("marketing", "India", None, 1, "0.0099"), row("utility", "India", None, 1, "0.0042")]
+    );
+    assert_eq!(invoice.totals.amount.to_string(), "0.0141");
+    assert_eq!(invoice.totals.charged, 2);
+}
+
+#[test]
+fn s8_per_message_example_two_charges_at_the_july_2025_india_rates() {
+    let mut h = History::at(ERA4);
+    h.delivered("w", INDIA, 0.0, Some(Marketing));
+    h.user_message("w", INDIA, 2.0, None);
+    h.delivered("w", INDIA, 3.0, None);
+    h.delivered("w", INDIA, 4.0, Some(Utility));
+    h.delivered("w", INDIA, 30.0, Some(Utility));
+    let invoice = invoice(&h.price(Pricing::bundled()), "w", "2025-09");
+    assert_eq!(
+        charged(&invoice),
+        vec![
+            row("marketing", "India", None, 1, "0.0107"),
+            row("utility", "India", Some("1:MAX"), 1, "0.0014")
+        ]
+    );
+    // The free text and in-window utility template are on the invoice at zero (R51, R52).
+    let free: Vec<_> = invoice
+        .lines
+        .iter()
+        .filter(|l| l.amount.is_some_and(|a| a.0 == 0))
+        .map(|l| (l.category.as_str(), l.pricing_type.as_str(), l.free_reason.as_deref(), l.count))
+        .collect();
+    assert_eq!(
+        free,
+        vec![
+            ("service", "free_customer_service", Some("non_template"), 1),
+            ("utility", "free_customer_service", Some("customer_service_window"), 1)
+        ]
+    );
+    assert_eq!(invoice.totals.amount.to_string(), "0.0121");
+}
+
+#[test]
+fn s11_case1_marginal_tiers_list_rate_then_tier_rate() {
+    let mut h = History::at(ERA4);
+    for i in 0..8 {
+        h.delivered("w", INDIA, f64::from(i), Some(Authentication));
+    }
+    let invoice = invoice(&h.price(tiered("")), "w", "2025-09");
+    assert_eq!(
+        charged(&invoice),
+        vec![
+            row("authentication", "India", Some("1:3"), 3, "0.0042"),
+            row("authentication", "India", Some("4:6"), 3, "0.0033"),
+            row("authentication", "India", Some("7:MAX"), 2, "0.0018"),
+        ]
+    );
+}
+
+#[test]
+fn s11_tier_boundaries_are_inclusive_on_both_ends() {
+    for (messages, expected_top) in [(3, "1:3"), (4, "4:6"), (6, "4:6"), (7, "7:MAX")] {
+        let mut h = History::at(ERA4);
+        for i in 0..messages {
+            h.delivered("w", INDIA, f64::from(i), Some(Utility));
+        }
+        let invoice = invoice(&h.price(tiered("")), "w", "2025-09");
+        let tiers: Vec<_> = invoice.lines.iter().filter_map(|l| l.tier.clone()).collect();
+        assert!(tiers.contains(&expected_top.to_owned()), "{messages} messages: tiers {tiers:?}");
+        let beyond = ["1:3", "4:6", "7:MAX"].iter().skip_while(|t| **t != expected_top).skip(1);
+        for tier in beyond {
+            assert!(!tiers.contains(&(*tier).to_owned()), "{messages} messages reached {tier}");
+        }
+        assert_eq!(invoice.totals.charged, i64::from(messages));
+    }
+}
+
+#[test]
+fn s11_case2_authentication_international_from_day_15_keeps_accruing() {
+    // 2025-09-15 00:00 UTC: the business's start time for India; its primary location is Indonesia.
+    let settings = r#"
+[[business]]
+id = "acme"
+wabas = ["w"]
+primary_location = "ID"
+[business.authentication_international]
+start_time = "2025-09-15T00:00:00Z"
+"#;
+    let mut h = History::at(ERA4);
+    for day in [1.0, 2.0, 3.0, 4.0] {
+        h.delivered("w", INDIA, day * 24.0, Some(Authentication));
+    }
+    for day in [15.0, 16.0] {
+        h.delivered("w", INDIA, day * 24.0, Some(Authentication));
+    }
+    let invoice = invoice(&h.price(tiered(settings)), "w", "2025-09");
+    assert_eq!(
+        charged(&invoice),
+        vec![
+            row("authentication_international", "India", Some("4:6"), 2, "0.05"),
+            row("authentication", "India", Some("1:3"), 3, "0.0042"),
+            row("authentication", "India", Some("4:6"), 1, "0.0011"),
+        ]
+    );
+}
+
+#[test]
+fn s12_domestic_rate_always_applies_in_the_primary_location_country() {
+    let settings = r#"
+[[business]]
+id = "acme"
+wabas = ["w"]
+primary_location = "IN"
+[business.authentication_international]
+start_time = "2025-01-01T00:00:00Z"
+"#;
+    let mut h = History::at(ERA4);
+    h.delivered("w", INDIA, 1.0, Some(Authentication));
+    let invoice = invoice(&h.price(tiered(settings)), "w", "2025-09");
+    assert_eq!(charged(&invoice), vec![row("authentication", "India", Some("1:3"), 1, "0.0014")]);
+}
+
+#[test]
+fn s12_exception_country_start_time_is_used_for_that_country() {
+    let settings = r#"
+[[business]]
+id = "acme"
+wabas = ["w"]
+[business.authentication_international]
+start_time = "2025-01-01T00:00:00Z"
+exception_countries = { IN = "2025-12-01T00:00:00Z" }
+"#;
+    let mut h = History::at(ERA4);
+    h.delivered("w", INDIA, 1.0, Some(Authentication));
+    let invoice = invoice(&h.price(tiered(settings)), "w", "2025-09");
+    assert_eq!(charged(&invoice), vec![row("authentication", "India", Some("1:3"), 1, "0.0014")]);
+}
+
+#[test]
+fn s11_case3_two_time_zones_accrue_toward_two_months_at_once() {
+    // Portfolio "acme": WABA "la" in Los Angeles, "in" in Kolkata. 2025-08-01 03:00 UTC is still
+    // July 31 in Los Angeles and already August 1 in Kolkata.
+    let settings = r#"
+[[business]]
+id = "acme"
+wabas = ["la", "in"]
+"#;
+    let aug1_03utc = 1_754_017_200;
+    let mut h = History::at(aug1_03utc);
+    h.settings("la", "America/Los_Angeles");
+    h.settings("in", "Asia/Kolkata");
+    // Three July utility charges via "in" (its July), then one each via "la" and "in".
+    for back in [96.0, 72.0, 48.0] {
+        h.delivered("in", INDIA, -back, Some(Utility));
+    }
+    h.delivered("la", INDIA, 0.0, Some(Utility));
+    h.delivered("in", INDIA, 0.0, Some(Utility));
+    let book = h.price(tiered(settings));
+    // "la" is still in July: the portfolio's fourth July charge, in tier 1.
+    assert_eq!(
+        charged(&invoice(&book, "la", "2025-07")),
+        vec![row("utility", "India", Some("4:6"), 1, "0.001")]
+    );
+    // "in" accrues toward August: its first August charge is at the list rate.
+    assert_eq!(
+        charged(&invoice(&book, "in", "2025-08")),
+        vec![row("utility", "India", Some("1:3"), 1, "0.0014")]
+    );
+    assert_eq!(
+        charged(&invoice(&book, "in", "2025-07")),
+        vec![row("utility", "India", Some("1:3"), 3, "0.0042")]
+    );
+}
+
+#[test]
+fn a_market_the_card_does_not_price_is_reported_unpriced_not_guessed() {
+    let mut h = History::at(ERA4);
+    h.delivered("w", INDONESIA, 0.0, Some(Marketing));
+    let invoice = invoice(&h.price(Pricing::bundled()), "w", "2025-09");
+    assert_eq!(invoice.totals.unpriced, 1);
+    assert_eq!(
+        invoice.lines[0].unpriced.as_deref(),
+        Some("card 2025-07-01 has no marketing rate for Indonesia")
+    );
+}
+
+#[test]
+fn r5_markets_follow_calling_codes_area_codes_and_dates() {
+    let markets = bundled_markets();
+    let before = NaiveDate::from_ymd_opt(2025, 9, 30).expect("date");
+    let after = NaiveDate::from_ymd_opt(2025, 10, 1).expect("date");
+    for (number, market) in [
+        ("18095551234", "Rest of Latin America"),
+        ("18295551234", "Rest of Latin America"),
+        ("18765551234", "Rest of Latin America"),
+        ("17875551234", "Rest of Latin America"),
+        ("14155552671", "North America"),
+        ("16135550123", "North America"),
+        ("12425551234", "North America"),
+        ("919876543210", "India"),
+        ("447400123456", "United Kingdom"),
+        ("447911123456", "United Kingdom"),
+        ("77012345678", "Russia"),
+        ("5511987654321", "Brazil"),
+        ("4917612345678", "Germany"),
+        ("35312345678", "Rest of Western Europe"),
+    ] {
+        assert_eq!(markets.locate(number, before).market, market, "{number}");
+    }
+    assert_eq!(markets.locate("263771234567", before).market, "Other", "Zimbabwe before the move");
+    assert_eq!(markets.locate("263771234567", after).market, "Rest of Africa", "Zimbabwe from 2025-10-01");
+    let kazakhstan_standalone = NaiveDate::from_ymd_opt(2026, 10, 1).expect("date");
+    assert_eq!(markets.locate("77012345678", kazakhstan_standalone).market, "Kazakhstan");
+    assert_eq!(markets.locate("US.123456", before).market, "unknown", "a business-scoped id is not a number");
+}
