@@ -183,6 +183,24 @@ impl Pricer {
         })
     }
 
+    /// The rate category a billable fact is charged under (R29 decides authentication).
+    pub fn rate_category(&self, fact: &Fact) -> Option<String> {
+        Some(self.pricing.decide(fact, true).category)
+    }
+
+    /// The recipient's country (ISO 3166 alpha-2), when its number parses.
+    pub fn country(&self, entry: &Entry) -> Option<String> {
+        self.pricing.locate(&entry.fact, local_date(&entry.fact)).country
+    }
+
+    /// The list (first-tier) rate of `category` for the fact's market on the card in force.
+    pub fn list_rate(&self, fact: &Fact, category: &str) -> Option<(Money, String)> {
+        let decision = self.pricing.decide(fact, false);
+        let card = decision.card?;
+        let tier = card.rate(&decision.located.market, category, 1)?;
+        Some((tier.rate, decision.currency))
+    }
+
     /// The charge's 1-based position in its tier accrual, for tiered categories (R54).
     fn position(&mut self, entry: &Entry, fact: &Fact, decision: &Decision<'_>) -> Option<u64> {
         let Fact::MessageBilled(message) = fact else { return None };

@@ -106,3 +106,10 @@ fn settings_refuse_a_waba_in_two_portfolios() {
     let error = PricingSettings::from_toml("s.toml", text).expect_err("refused");
     assert_eq!(error.to_string(), "s.toml: WABA w is listed under both a and b");
 }
+
+#[test]
+fn the_example_settings_file_parses() {
+    let settings = PricingSettings::from_toml("examples/pricing.toml", include_str!("../../../examples/pricing.toml"))
+        .expect("examples/pricing.toml");
+    assert_eq!(settings.business[0].primary_location.as_deref(), Some("BR"));
+}
