@@ -17,7 +17,8 @@ use hyper::body::Bytes;
 use ledger_core::{LedgerConfig, Timestamp};
 use ledger_ingest::{Limits, Provider};
 use ledger_log::{EmbeddedLog, EmbeddedLogOptions, EventLog};
-use ledger_projector::{drain, unknown_market, Projector};
+use ledger_projector::{drain, Projector};
+use ledger_query::billing::projection_pricing;
 use ledger_store::{Store, PROJECTOR};
 
 #[global_allocator]
@@ -47,11 +48,20 @@ enum Command {
         #[arg(long, default_value_t = 5_000)]
         rate: u64,
     },
+    /// A month's invoice of one WABA read from the `billing` aggregates.
+    Invoice {
+        #[arg(long, default_value_t = 1_000_000)]
+        contacts: usize,
+        /// Priced per-message entries in the month.
+        #[arg(long, default_value_t = 10_000_000)]
+        entries: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Pipeline { contacts } => pipeline(contacts),
+        Command::Invoice { contacts, entries } => invoice(contacts, entries),
         Command::Http { connections, seconds, rate } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(http(connections, seconds, rate))
@@ -72,7 +82,7 @@ fn project_into(
         store.clone(),
         PROJECTOR,
         LedgerConfig::default(),
-        unknown_market(),
+        projection_pricing(Arc::new(ledger_pricing::Pricing::bundled())),
         &mut |_, _| {},
     )?;
     let started = Instant::now();
@@ -128,8 +138,14 @@ fn pipeline(contacts: usize) -> anyhow::Result<()> {
         report.records as f64 / seconds
     );
     let resumed_at = Instant::now();
-    let resumed =
-        Projector::resume(&log, store, PROJECTOR, LedgerConfig::default(), unknown_market(), &mut |_, _| {})?;
+    let resumed = Projector::resume(
+        &log,
+        store,
+        PROJECTOR,
+        LedgerConfig::default(),
+        projection_pricing(Arc::new(ledger_pricing::Pricing::bundled())),
+        &mut |_, _| {},
+    )?;
     let seconds = resumed_at.elapsed().as_secs_f64();
     println!(
         "restart: fold of {} logged events into memory in {seconds:.2}s = {:.0} events/s",
@@ -223,9 +239,10 @@ async fn http(connections: usize, seconds: u64, rate: u64) -> anyhow::Result<()>
         limits: Limits::default(),
         ledger: LedgerConfig::default(),
         batch_size: 8192,
+        pricing: Arc::new(ledger_pricing::Pricing::bundled()),
     };
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(ledger_query::server::serve_on(listener, config, unknown_market(), async {
+    let server = tokio::spawn(ledger_query::server::serve_on(listener, config, async {
         let _ = stopped.await;
     }));
     let mut probe = loop {
@@ -309,5 +326,159 @@ async fn http(connections: usize, seconds: u64, rate: u64) -> anyhow::Result<()>
     );
     let _ = stop_server.send(());
     server.await?.context("server")?;
+    Ok(())
+}
+
+/// One synthetic per-message entry of September 2025 (era 4): categories and charges in the
+/// proportions of a busy sender, recipients in India, Brazil and the US.
+fn synthetic_entry(i: usize, contacts: usize, at: i64) -> ledger_core::Entry {
+    use ledger_core::fact::{
+        BillingContext, Charge, ClassSource, Classification, Fact, FreeReason, MessageBilled,
+    };
+    use ledger_core::{Era, MessageClass, PricingCategory, PricingModel, PricingType, TemplateCategory};
+    let contact = i % contacts;
+    let user = match contact % 10 {
+        0..=6 => format!("91{:010}", 9_000_000_000u64 + contact as u64),
+        7 | 8 => format!("5511{:09}", 900_000_000u64 + contact as u64),
+        _ => format!("1415{:07}", contact % 10_000_000),
+    };
+    let (category, class, billable, free_reason, pricing_type) = match i % 20 {
+        0..=7 => (
+            PricingCategory::Marketing,
+            MessageClass::Template(TemplateCategory::Marketing),
+            true,
+            None,
+            PricingType::Regular,
+        ),
+        8..=11 => (
+            PricingCategory::Utility,
+            MessageClass::Template(TemplateCategory::Utility),
+            true,
+            None,
+            PricingType::Regular,
+        ),
+        12..=13 => (
+            PricingCategory::Utility,
+            MessageClass::Template(TemplateCategory::Utility),
+            false,
+            Some(FreeReason::CustomerServiceWindow),
+            PricingType::FreeCustomerService,
+        ),
+        14..=15 => (
+            PricingCategory::Authentication,
+            MessageClass::Template(TemplateCategory::Authentication),
+            true,
+            None,
+            PricingType::Regular,
+        ),
+        16..=18 => (
+            PricingCategory::Service,
+            MessageClass::NonTemplate,
+            false,
+            Some(FreeReason::NonTemplate),
+            PricingType::FreeCustomerService,
+        ),
+        _ => (
+            PricingCategory::ReferralConversion,
+            MessageClass::Template(TemplateCategory::Marketing),
+            false,
+            Some(FreeReason::EntryPoint),
+            PricingType::FreeEntryPoint,
+        ),
+    };
+    let fact = Fact::MessageBilled(MessageBilled {
+        message_id: format!("wamid.bench.{i}").as_str().into(),
+        era: Era::PerMessage,
+        pricing_model: PricingModel::Pmp,
+        delivered_at: ledger_core::Timestamp(at),
+        category,
+        charge: if billable { Charge::Billable } else { Charge::Free(free_reason.expect("free")) },
+        conversation: None,
+        classification: Classification {
+            class: Some(class),
+            source: ClassSource::SendRecord,
+            template_name: None,
+            template_language: None,
+            declared_category: None,
+        },
+        reported: None,
+        context: BillingContext {
+            waba_id: "bench-waba".into(),
+            contact: ledger_core::ContactKey::new("bench-phone", &user),
+            recipient: Some(user.as_str().into()),
+            local_month: ledger_core::LocalMonth { year: 2025, month: 9 },
+            time_zone: "UTC".into(),
+            time_zone_assumed: false,
+        },
+        rules: ledger_core::rules::RulePath::new(),
+        evidence: Vec::new(),
+    });
+    ledger_core::Entry {
+        id: ledger_core::Id128(i as u128),
+        action: ledger_core::EntryAction::Post,
+        reverses: None,
+        billable,
+        free_reason,
+        pricing_type: Some(pricing_type),
+        fact: Arc::new(fact),
+    }
+}
+
+/// Prices `entries` synthetic entries into the `billing` aggregates of a fresh store, as the
+/// projector does, then times the month's invoice read from them.
+fn invoice(contacts: usize, entries: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(Store::open(&dir.path().join("state"))?);
+    let pricing = Arc::new(ledger_pricing::Pricing::bundled());
+    let mut pricer = ledger_pricing::Pricer::new(pricing.clone());
+    let september_2025 = 1_756_684_800i64;
+    let month_seconds = 30 * 86_400;
+    let started = Instant::now();
+    let batch_size = 100_000;
+    let mut done = 0;
+    while done < entries {
+        let mut batch = store.batch();
+        for i in done..(done + batch_size).min(entries) {
+            let at = september_2025 + (i as i64 * month_seconds) / entries as i64;
+            let entry = synthetic_entry(i, contacts, at);
+            if let Some(priced) = pricer.price(&entry) {
+                batch.add_billing(
+                    &priced.waba_id,
+                    &priced.month.to_string(),
+                    &priced.line.encode(),
+                    priced.quantity,
+                );
+            }
+        }
+        done = (done + batch_size).min(entries);
+        store.commit(batch, "bench", done as u64)?;
+    }
+    let priced_seconds = started.elapsed().as_secs_f64();
+    println!(
+        "priced {entries} entries of {contacts} contacts into the billing aggregates in {priced_seconds:.1}s ({:.0} entries/s)",
+        entries as f64 / priced_seconds
+    );
+    let queries = ledger_query::Queries::new(store, pricing);
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..21 {
+        let started = Instant::now();
+        let invoice = queries.invoice("bench-waba", "2025-09", None)?;
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        last = Some(invoice);
+    }
+    times.sort_by(f64::total_cmp);
+    let invoice = last.expect("21 runs");
+    println!(
+        "invoice 2025-09: {} lines, {} units, {} charged, total {} {}; read in median {:.2} ms (min {:.2}, max {:.2}) over 21 runs",
+        invoice.lines.len(),
+        invoice.totals.count,
+        invoice.totals.charged,
+        invoice.totals.amount,
+        invoice.currency,
+        times[10],
+        times[0],
+        times[20]
+    );
     Ok(())
 }

@@ -4,8 +4,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use clap::Args;
+use ledger_pricing::Pricing;
 use ledger_query::ingest::Secrets;
 use serde::Deserialize;
 
@@ -20,8 +23,32 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub batch_size: Option<usize>,
     pub era5: Option<bool>,
+    /// Rate-card directory (see `rates/SOURCES.md`).
+    pub rates: Option<PathBuf>,
+    /// Business settings for pricing (TOML, see `examples/pricing.toml`).
+    pub pricing: Option<PathBuf>,
     #[serde(default)]
     pub secrets: Secrets,
+}
+
+/// Where prices come from; the same for `serve`, `replay`, `audit` and `query` so that they
+/// agree.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PricingArgs {
+    /// Rate cards: a directory with markets.csv and <currency>/<date>.csv [default: the bundled cards].
+    #[arg(long, global = true, env = "LEDGER_RATES")]
+    pub rates: Option<PathBuf>,
+    /// Business settings: portfolios, billing currencies, authentication-international (TOML).
+    #[arg(long, global = true, env = "LEDGER_PRICING")]
+    pub pricing: Option<PathBuf>,
+}
+
+impl PricingArgs {
+    pub fn load(&self) -> anyhow::Result<Arc<Pricing>> {
+        let pricing =
+            Pricing::load(self.rates.as_deref(), self.pricing.as_deref()).context("loading pricing")?;
+        Ok(Arc::new(pricing))
+    }
 }
 
 impl FileConfig {
@@ -48,6 +75,8 @@ pub struct ServeArgs {
     /// Apply era 5 (paid service messages from 2026-10-01; Q14).
     #[arg(long, env = "LEDGER_ERA5")]
     pub era5: bool,
+    #[command(flatten)]
+    pub pricing: PricingArgs,
     #[arg(long, env = "LEDGER_META_APP_SECRET", hide_env_values = true)]
     pub meta_app_secret: Option<String>,
     #[arg(long, env = "LEDGER_META_VERIFY_TOKEN", hide_env_values = true)]
@@ -91,6 +120,11 @@ impl ServeArgs {
                 allowance_limit: None,
             },
             batch_size: self.batch_size.or(file.batch_size).unwrap_or(8192),
+            pricing: PricingArgs {
+                rates: self.pricing.rates.clone().or(file.rates),
+                pricing: self.pricing.pricing.clone().or(file.pricing),
+            }
+            .load()?,
         })
     }
 }

@@ -6,6 +6,7 @@ mod eligibility;
 mod fold;
 mod normalize;
 mod query;
+mod reconcile;
 mod store_ops;
 
 use std::process::ExitCode;
@@ -42,10 +43,13 @@ enum Command {
     /// Append webhook bodies, send records or normalized events to a data directory's log
     /// (or post them to a server) and project them.
     Import(store_ops::ImportArgs),
-    /// Ask eligibility, timeline, usage, entries or explain questions.
+    /// Ask eligibility, timeline, usage, invoice, attribution, entries or explain questions.
     Query(query::QueryArgs),
     /// Rebuild the state from the log into a fresh store.
     Replay(store_ops::ReplayArgs),
+    /// Compare our classification with the provider's, per message and against saved
+    /// analytics; exit 1 when differences exceed the tolerance.
+    Reconcile(reconcile::ReconcileArgs),
     /// Compare the incremental state with one rebuilt from the log; exit 1 on mismatch.
     Audit(store_ops::AuditArgs),
 }
@@ -67,6 +71,11 @@ fn main() -> ExitCode {
         Command::Import(args) => store_ops::import(&args),
         Command::Query(args) => query::run(&args),
         Command::Replay(args) => store_ops::replay(&args),
+        Command::Reconcile(args) => match reconcile::run(&args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(error) => Err(error),
+        },
         Command::Audit(args) => match store_ops::audit(&args) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(1),

@@ -14,7 +14,7 @@ use ledger_query::{EntryFilter, Queries};
 use ledger_store::{Store, PROJECTOR};
 use serde_json::Value;
 
-use crate::config::DEFAULT_DATA_DIR;
+use crate::config::{PricingArgs, DEFAULT_DATA_DIR};
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
@@ -28,6 +28,16 @@ pub struct QueryArgs {
     /// Print the answer as JSON.
     #[arg(long, global = true)]
     pub json: bool,
+    #[command(flatten)]
+    pub pricing: PricingArgs,
+}
+
+/// How `ledger query invoice` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InvoiceFormat {
+    Text,
+    Csv,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,6 +51,9 @@ pub enum Question {
         at: Option<String>,
         #[arg(long)]
         waba_id: Option<String>,
+        /// Answer from the events received up to this instant (audits).
+        #[arg(long)]
+        as_of: Option<String>,
     },
     /// A contact's snapshot, events and entries.
     Timeline {
@@ -55,6 +68,28 @@ pub enum Question {
         /// YYYY-MM.
         #[arg(long)]
         month: String,
+        /// Count the events received up to this instant only.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// The WABA's invoice for a month: lines by category × market × pricing type, and totals.
+    Invoice {
+        waba_id: String,
+        /// YYYY-MM, in the WABA's time zone.
+        #[arg(long)]
+        month: String,
+        /// Price the events received up to this instant only.
+        #[arg(long)]
+        as_of: Option<String>,
+        #[arg(long, value_enum, default_value_t = InvoiceFormat::Text)]
+        format: InvoiceFormat,
+    },
+    /// What each Click-to-WhatsApp ad source bought: windows, free messages, charges avoided.
+    Attribution {
+        waba_id: String,
+        /// YYYY-MM [default: every month].
+        #[arg(long)]
+        month: Option<String>,
     },
     /// Journal entries of an account (--waba-id) or a contact (--phone-number-id, --user-id).
     Entries {
@@ -80,6 +115,17 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<()> {
         Some(server) => ask_server(server, &args.question)?,
         None => ask_data_dir(args)?,
     };
+    if let Question::Invoice { format, .. } = &args.question {
+        match (format, args.json) {
+            (InvoiceFormat::Json, _) | (_, true) => println!("{}", serde_json::to_string_pretty(&answer)?),
+            (InvoiceFormat::Csv, false) => {
+                let invoice: ledger_pricing::Invoice = invoice_of(&answer)?;
+                print!("{}", invoice.to_csv());
+            }
+            (InvoiceFormat::Text, false) => print!("{}", render_invoice(&answer)),
+        }
+        return Ok(());
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
@@ -93,34 +139,63 @@ fn ask_data_dir(args: &QueryArgs) -> anyhow::Result<Value> {
         Store::open_read_only(&state_path(&args.data_dir))
             .with_context(|| format!("opening the state in {}", args.data_dir.display()))?,
     );
-    let queries = Queries::new(store.clone());
+    let pricing = args.pricing.load()?;
+    let mut queries = Queries::new(store.clone(), pricing);
+    if let Ok(log) = EmbeddedLog::open_read_only(&log_path(&args.data_dir)) {
+        queries = queries.with_log(Arc::new(log), LedgerConfig::default());
+    }
     // Eligibility needs the fold's in-memory state, and so does finding a phone number's WABA
     // when the question does not name it: only then fold the projected prefix of the log.
     let needs_fold = match &args.question {
-        Question::Eligibility { .. } => true,
+        Question::Eligibility { as_of, .. } => as_of.is_none(),
         Question::Timeline { waba_id, .. } => waba_id.is_none(),
         Question::Entries { waba_id, phone_number_id, .. } => waba_id.is_none() && phone_number_id.is_some(),
-        Question::Usage { .. } | Question::Explain { .. } => false,
+        Question::Usage { .. }
+        | Question::Explain { .. }
+        | Question::Invoice { .. }
+        | Question::Attribution { .. } => false,
     };
     if needs_fold {
         let log = EmbeddedLog::open_read_only(&log_path(&args.data_dir)).context("opening the event log")?;
-        let market_of = crate::store_ops::market_of();
+        let pricing = crate::store_ops::projection(&args.pricing)?;
         let projector =
-            Projector::resume(&log, store, PROJECTOR, LedgerConfig::default(), market_of, &mut |_, _| {})?;
+            Projector::resume(&log, store, PROJECTOR, LedgerConfig::default(), pricing, &mut |_, _| {})?;
         queries.set_ledger(projector.ledger());
     }
     Ok(match &args.question {
-        Question::Eligibility { phone_number_id, user_id, at, waba_id } => {
+        Question::Eligibility { phone_number_id, user_id, at, waba_id, as_of } => {
             let at = match at {
                 Some(text) => parse_instant(text)?,
                 None => ledger_query::ingest::now(),
             };
-            serde_json::to_value(queries.eligibility(phone_number_id, user_id, at, waba_id.as_deref())?)?
+            let waba_id = waba_id.as_deref();
+            match as_of {
+                Some(as_of) => serde_json::to_value(queries.eligibility_as_of(
+                    phone_number_id,
+                    user_id,
+                    at,
+                    waba_id,
+                    parse_instant(as_of)?,
+                )?)?,
+                None => serde_json::to_value(queries.eligibility(phone_number_id, user_id, at, waba_id)?)?,
+            }
+        }
+        Question::Invoice { waba_id, month, as_of, .. } => {
+            let as_of = as_of.as_deref().map(parse_instant).transpose()?;
+            serde_json::to_value(queries.invoice(waba_id, month, as_of)?)?
+        }
+        Question::Attribution { waba_id, month } => {
+            serde_json::to_value(queries.attribution(waba_id, month.as_deref())?)?
         }
         Question::Timeline { phone_number_id, user_id, waba_id } => {
             serde_json::to_value(queries.timeline(phone_number_id, user_id, waba_id.as_deref())?)?
         }
-        Question::Usage { waba_id, month } => serde_json::to_value(queries.usage(waba_id, month)?)?,
+        Question::Usage { waba_id, month, as_of } => match as_of {
+            Some(as_of) => {
+                serde_json::to_value(queries.usage_as_of(waba_id, month, parse_instant(as_of)?)?)?
+            }
+            None => serde_json::to_value(queries.usage(waba_id, month)?)?,
+        },
         Question::Entries { waba_id, phone_number_id, user_id, from, to, limit } => {
             let filter = EntryFilter {
                 waba_id: waba_id.clone(),
@@ -140,8 +215,9 @@ fn ask_server(server: &str, question: &Question) -> anyhow::Result<Value> {
     let base = server.trim_end_matches('/');
     let mut query: Vec<(&str, String)> = Vec::new();
     let path = match question {
-        Question::Eligibility { phone_number_id, user_id, at, waba_id } => {
+        Question::Eligibility { phone_number_id, user_id, at, waba_id, as_of } => {
             query.extend(at.clone().map(|v| ("at", v)));
+            query.extend(as_of.clone().map(|v| ("as_of", v)));
             query.extend(waba_id.clone().map(|v| ("waba_id", v)));
             format!("/v1/contacts/{phone_number_id}/{user_id}/eligibility")
         }
@@ -149,9 +225,19 @@ fn ask_server(server: &str, question: &Question) -> anyhow::Result<Value> {
             query.extend(waba_id.clone().map(|v| ("waba_id", v)));
             format!("/v1/contacts/{phone_number_id}/{user_id}/timeline")
         }
-        Question::Usage { waba_id, month } => {
+        Question::Usage { waba_id, month, as_of } => {
             query.push(("month", month.clone()));
+            query.extend(as_of.clone().map(|v| ("as_of", v)));
             format!("/v1/accounts/{waba_id}/usage")
+        }
+        Question::Invoice { waba_id, month, as_of, .. } => {
+            query.push(("month", month.clone()));
+            query.extend(as_of.clone().map(|v| ("as_of", v)));
+            format!("/v1/accounts/{waba_id}/invoice")
+        }
+        Question::Attribution { waba_id, month } => {
+            query.extend(month.clone().map(|v| ("month", v)));
+            format!("/v1/accounts/{waba_id}/attribution")
         }
         Question::Entries { waba_id, phone_number_id, user_id, from, to, limit } => {
             for (name, value) in [
@@ -233,6 +319,25 @@ fn render(question: &Question, answer: &Value) -> String {
                 text(answer, "messages")
             );
         }
+        Question::Invoice { .. } => out += &render_invoice(answer),
+        Question::Attribution { .. } => {
+            out += &format!(
+                "{:<24} {:>8} {:>8} {:>9} {:>14} {:<4} {:>8}\n",
+                "source_id", "windows", "free", "templates", "avoided", "cur", "unpriced"
+            );
+            for source in answer.as_array().into_iter().flatten() {
+                out += &format!(
+                    "{:<24} {:>8} {:>8} {:>9} {:>14} {:<4} {:>8}\n",
+                    text(source, "source_id"),
+                    text(source, "windows_opened"),
+                    text(source, "free_messages"),
+                    text(source, "free_templates"),
+                    text(source, "avoided"),
+                    text(source, "currency"),
+                    text(source, "unpriced"),
+                );
+            }
+        }
         Question::Explain { .. } => {
             out += &format!("{}\n", text(answer, "summary"));
             for step in answer["rule_path"].as_array().into_iter().flatten() {
@@ -270,5 +375,58 @@ fn render(question: &Question, answer: &Value) -> String {
             }
         }
     }
+    out
+}
+
+/// An invoice answer (from the store or a server) read back into its type for CSV printing.
+fn invoice_of(answer: &Value) -> anyhow::Result<ledger_pricing::Invoice> {
+    let lines: Vec<ledger_pricing::InvoiceLine> = serde_json::from_value(answer["lines"].clone())?;
+    let totals: ledger_pricing::InvoiceTotals = serde_json::from_value(answer["totals"].clone())?;
+    Ok(ledger_pricing::Invoice {
+        waba_id: text(answer, "waba_id"),
+        month: text(answer, "month"),
+        currency: text(answer, "currency"),
+        as_of: answer["as_of"].as_str().map(str::to_owned),
+        lines,
+        totals,
+    })
+}
+
+fn render_invoice(answer: &Value) -> String {
+    let mut out = format!(
+        "invoice {} {} ({}){}\n",
+        text(answer, "waba_id"),
+        text(answer, "month"),
+        text(answer, "currency"),
+        answer["as_of"].as_str().map(|t| format!(" as of {t}")).unwrap_or_default()
+    );
+    out += &format!(
+        "{:<13} {:<29} {:<22} {:<22} {:<8} {:>7} {:>10} {:>12}  {}\n",
+        "unit", "category", "market", "pricing type", "tier", "count", "rate", "amount", "free reason / note"
+    );
+    for line in answer["lines"].as_array().into_iter().flatten() {
+        let note = line.get("free_reason").or(line.get("unpriced")).and_then(Value::as_str).unwrap_or("");
+        out += &format!(
+            "{:<13} {:<29} {:<22} {:<22} {:<8} {:>7} {:>10} {:>12}  {}\n",
+            text(line, "unit"),
+            text(line, "category"),
+            text(line, "market"),
+            text(line, "pricing_type"),
+            text(line, "tier"),
+            text(line, "count"),
+            text(line, "unit_rate"),
+            text(line, "amount"),
+            note
+        );
+    }
+    let totals = &answer["totals"];
+    out += &format!(
+        "total {} {} — {} units, {} charged, {} unpriced\n",
+        text(totals, "amount"),
+        text(answer, "currency"),
+        text(totals, "count"),
+        text(totals, "charged"),
+        text(totals, "unpriced")
+    );
     out
 }

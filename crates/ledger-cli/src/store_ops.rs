@@ -9,24 +9,23 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ledger_core::LedgerConfig;
 use ledger_ingest::{Limits, Provider};
 use ledger_log::{EmbeddedLog, EmbeddedLogOptions, EventLog};
-use ledger_projector::{drain, MarketOf, Projector};
+use ledger_projector::{drain, EntryPricing, Projector};
 use ledger_query::ingest;
 use ledger_query::server::{log_path, state_path};
 use ledger_store::{Store, PROJECTOR};
 
-use crate::config::{ServeArgs, DEFAULT_DATA_DIR};
+use crate::config::{PricingArgs, ServeArgs, DEFAULT_DATA_DIR};
 
-/// The market of a recipient (R5). Market mapping belongs to pricing; until it is wired in,
-/// usage counts every entry under `unknown`.
-pub fn market_of() -> MarketOf {
-    ledger_projector::unknown_market()
+/// The projector's pricing hook for the given cards and settings.
+pub fn projection(pricing: &PricingArgs) -> anyhow::Result<Box<dyn EntryPricing>> {
+    Ok(ledger_query::billing::projection_pricing(pricing.load()?))
 }
 
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
     tracing::info!(secrets = ?config.secrets, "configuration loaded");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(ledger_query::serve(config, market_of()))
+    runtime.block_on(ledger_query::serve(config))
 }
 
 fn progress_bar(label: &str, total: u64) -> ProgressBar {
@@ -53,6 +52,8 @@ pub struct ImportArgs {
     /// Post to a running server instead of opening the data directory.
     #[arg(long)]
     pub server: Option<String>,
+    #[command(flatten)]
+    pub pricing: PricingArgs,
 }
 
 /// The bodies (or normalized events) a file holds, each with where it came from.
@@ -101,8 +102,14 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let mut projector =
-        Projector::resume(&log, store, PROJECTOR, LedgerConfig::default(), market_of(), &mut |_, _| {})?;
+    let mut projector = Projector::resume(
+        &log,
+        store,
+        PROJECTOR,
+        LedgerConfig::default(),
+        projection(&args.pricing)?,
+        &mut |_, _| {},
+    )?;
     let report = drain(&mut projector, &log, 8192, log.end_offset(), &mut |_, _| {})?;
     println!(
         "imported: {new} new events, {duplicates} already in the log, {refused} refused (kept as dead letters); projected {} records into {} entries",
@@ -166,6 +173,8 @@ pub struct ReplayArgs {
     pub batch_size: usize,
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub pricing: PricingArgs,
 }
 
 /// Builds a fresh store from the log; returns its digest.
@@ -176,13 +185,13 @@ pub fn rebuild(
     end: u64,
     batch_size: usize,
     quiet: bool,
+    pricing: Box<dyn EntryPricing>,
 ) -> anyhow::Result<ledger_store::StateDigest> {
     if into.exists() {
         bail!("{} exists; replay builds a fresh store", into.display());
     }
     let store = Arc::new(Store::open(into)?);
-    let mut projector =
-        Projector::resume(log, store.clone(), PROJECTOR, config, market_of(), &mut |_, _| {})?;
+    let mut projector = Projector::resume(log, store.clone(), PROJECTOR, config, pricing, &mut |_, _| {})?;
     let bar = if quiet { ProgressBar::hidden() } else { progress_bar("replay", end) };
     let started = std::time::Instant::now();
     let report = drain(&mut projector, log, batch_size, end, &mut |done, _| bar.set_position(done))?;
@@ -203,7 +212,15 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let log = EmbeddedLog::open_read_only(&log_path(&args.data_dir)).context("opening the event log")?;
     let into = args.into.clone().unwrap_or_else(|| args.data_dir.join("state.rebuilt"));
     let config = LedgerConfig { era5_enabled: args.era5, allowance_limit: None };
-    let digest = rebuild(&log, &into, config, log.end_offset(), args.batch_size, args.quiet)?;
+    let digest = rebuild(
+        &log,
+        &into,
+        config,
+        log.end_offset(),
+        args.batch_size,
+        args.quiet,
+        projection(&args.pricing)?,
+    )?;
     println!("{} state digest {}", into.display(), digest.combined());
     Ok(())
 }
@@ -216,6 +233,8 @@ pub struct AuditArgs {
     pub era5: bool,
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub pricing: PricingArgs,
 }
 
 /// Rebuilds the state from the log up to the offset the live store covers and compares
@@ -227,7 +246,15 @@ pub fn audit(args: &AuditArgs) -> anyhow::Result<bool> {
     let live_digest = live.digest()?;
     let scratch = tempfile::tempdir()?;
     let config = LedgerConfig { era5_enabled: args.era5, allowance_limit: None };
-    let rebuilt = rebuild(&log, &scratch.path().join("state"), config, covered, 65_536, args.quiet)?;
+    let rebuilt = rebuild(
+        &log,
+        &scratch.path().join("state"),
+        config,
+        covered,
+        65_536,
+        args.quiet,
+        projection(&args.pricing)?,
+    )?;
     println!("log records covered: {covered}");
     println!("incremental state digest: {}", live_digest.combined());
     println!("rebuilt state digest:     {}", rebuilt.combined());

@@ -57,9 +57,9 @@ fn wait_until_up(agent: &ureq::Agent, port: u16) {
 fn catch_up(data: &Path) -> ledger_store::StateDigest {
     let log = EmbeddedLog::open(&data.join("log"), EmbeddedLogOptions::default()).expect("log");
     let store = Arc::new(Store::open(&data.join("state")).expect("state"));
-    let market = ledger_projector::unknown_market();
+    let pricing = ledger_query::billing::projection_pricing(Arc::new(ledger_pricing::Pricing::bundled()));
     let mut projector =
-        Projector::resume(&log, store.clone(), PROJECTOR, LedgerConfig::default(), market, &mut |_, _| {})
+        Projector::resume(&log, store.clone(), PROJECTOR, LedgerConfig::default(), pricing, &mut |_, _| {})
             .expect("resume");
     drain(&mut projector, &log, 4096, log.end_offset(), &mut |_, _| {}).expect("drain");
     store.digest().expect("digest")

@@ -44,11 +44,11 @@ pub fn attribute(live: &[Entry], pricer: &mut Pricer) -> Vec<AdSource> {
             continue;
         }
         let reference = opened.entry_point.as_ref();
-        let source_id = reference.and_then(|r| r.source_id.clone()).unwrap_or_else(|| "(no source id)".into());
-        let source = sources.entry(source_id.clone()).or_insert_with(|| AdSource {
-            source_id: source_id.clone(),
-            ..AdSource::default()
-        });
+        let source_id =
+            reference.and_then(|r| r.source_id.clone()).unwrap_or_else(|| "(no source id)".into());
+        let source = sources
+            .entry(source_id.clone())
+            .or_insert_with(|| AdSource { source_id: source_id.clone(), ..AdSource::default() });
         source.windows_opened += 1;
         if let Some(clid) = reference.and_then(|r| r.ctwa_clid.clone()) {
             if !source.ctwa_clids.contains(&clid) {
@@ -73,7 +73,8 @@ pub fn attribute(live: &[Entry], pricer: &mut Pricer) -> Vec<AdSource> {
         if entry.free_reason != Some(FreeReason::EntryPoint) {
             continue;
         }
-        let Some(source_id) = message.conversation.as_ref().and_then(|c| window_source.get(c.as_str())) else {
+        let Some(source_id) = message.conversation.as_ref().and_then(|c| window_source.get(c.as_str()))
+        else {
             continue;
         };
         let source = sources.get_mut(source_id).expect("every window has its source");
@@ -96,7 +97,9 @@ pub fn attribute(live: &[Entry], pricer: &mut Pricer) -> Vec<AdSource> {
 fn first_template_category<'a>(live: &[&'a Entry], window: &str) -> Option<&'a str> {
     live.iter()
         .filter_map(|e| match &*e.fact {
-            Fact::MessageBilled(m @ MessageBilled { conversation: Some(c), .. }) if c.as_str() == window => Some(m),
+            Fact::MessageBilled(m @ MessageBilled { conversation: Some(c), .. }) if c.as_str() == window => {
+                Some(m)
+            }
             _ => None,
         })
         .min_by_key(|m| m.delivered_at)

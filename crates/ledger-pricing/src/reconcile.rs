@@ -60,7 +60,8 @@ pub fn reconcile_messages(live: &[Entry], pricer: &mut Pricer) -> MessageReport 
         let reported_category = reported.category.as_ref().or(reported.conversation_origin.as_ref());
         if let Some(category) = reported_category {
             // Q8: the entry point category is compared through the pricing type instead.
-            let entry_point = category.as_str() == "referral_conversion" || ours_category == "referral_conversion";
+            let entry_point =
+                category.as_str() == "referral_conversion" || ours_category == "referral_conversion";
             if !entry_point && category.as_str() != ours_category {
                 fields.push(("category", ours_category.clone(), category.as_str().to_owned()));
             }
@@ -159,8 +160,12 @@ pub fn parse_analytics(text: &str) -> Result<(AnalyticsKind, Vec<DataPoint>), St
     let (kind, field) = match (response.pricing_analytics, response.conversation_analytics) {
         (Some(field), None) => (AnalyticsKind::PricingAnalytics, field),
         (None, Some(field)) => (AnalyticsKind::ConversationAnalytics, field),
-        (Some(_), Some(_)) => return Err("the file holds both conversation and pricing analytics; give one".into()),
-        (None, None) => return Err("the file has neither `conversation_analytics` nor `pricing_analytics`".into()),
+        (Some(_), Some(_)) => {
+            return Err("the file holds both conversation and pricing analytics; give one".into())
+        }
+        (None, None) => {
+            return Err("the file has neither `conversation_analytics` nor `pricing_analytics`".into())
+        }
     };
     Ok((kind, field.data.into_iter().flat_map(|s| s.data_points).collect()))
 }

@@ -109,7 +109,8 @@ fn settings_refuse_a_waba_in_two_portfolios() {
 
 #[test]
 fn the_example_settings_file_parses() {
-    let settings = PricingSettings::from_toml("examples/pricing.toml", include_str!("../../../examples/pricing.toml"))
-        .expect("examples/pricing.toml");
+    let settings =
+        PricingSettings::from_toml("examples/pricing.toml", include_str!("../../../examples/pricing.toml"))
+            .expect("examples/pricing.toml");
     assert_eq!(settings.business[0].primary_location.as_deref(), Some("BR"));
 }

@@ -7,8 +7,8 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use ledger_core::TemplateCategory::{Authentication, Marketing, Utility};
 use ledger_core::TemplateCategory;
+use ledger_core::TemplateCategory::{Authentication, Marketing, Utility};
 use ledger_pricing::Pricing;
 
 const INDIA: &str = "919876543210";
@@ -98,7 +98,8 @@ fn synthetic_month() -> History {
     h.settings("sp", "America/Sao_Paulo");
     h.settings("kol", "Asia/Kolkata");
     let mut random = Lcg(20_240_301);
-    let categories: [Option<TemplateCategory>; 4] = [Some(Marketing), Some(Utility), Some(Authentication), None];
+    let categories: [Option<TemplateCategory>; 4] =
+        [Some(Marketing), Some(Utility), Some(Authentication), None];
     for (waba, prefixes) in [("sp", ["5511", "91"]), ("kol", ["91", "1415"])] {
         for contact in 0..40u64 {
             let prefix = prefixes[(contact % 2) as usize];

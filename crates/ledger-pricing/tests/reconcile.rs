@@ -6,8 +6,12 @@ use std::sync::Arc;
 
 use common::*;
 use ledger_core::TemplateCategory::{Marketing, Utility};
-use ledger_core::{EventKind, Ledger, LedgerConfig, PricingModel, PricingType, ReportedCategory, ReportedPricing};
-use ledger_pricing::reconcile::{parse_analytics, reconcile_messages, reconcile_period, AnalyticsKind, Tolerance};
+use ledger_core::{
+    EventKind, Ledger, LedgerConfig, PricingModel, PricingType, ReportedCategory, ReportedPricing,
+};
+use ledger_pricing::reconcile::{
+    parse_analytics, reconcile_messages, reconcile_period, AnalyticsKind, Tolerance,
+};
 use ledger_pricing::{Pricer, Pricing};
 
 const INDIA: &str = "919876543210";
@@ -59,10 +63,19 @@ fn agreement_is_quiet_and_a_planted_category_difference_is_reported_with_its_rul
     assert_eq!(loud.differences.len(), 1);
     let difference = &loud.differences[0];
     assert_eq!(
-        (difference.message_id.as_str(), difference.field.as_str(), difference.ours.as_str(), difference.reported.as_str()),
+        (
+            difference.message_id.as_str(),
+            difference.field.as_str(),
+            difference.ours.as_str(),
+            difference.reported.as_str()
+        ),
         (utility.as_str(), "category", "utility", "marketing")
     );
-    assert!(difference.rules.iter().any(|r| r.starts_with("R51")), "carries the rule path: {:?}", difference.rules);
+    assert!(
+        difference.rules.iter().any(|r| r.starts_with("R51")),
+        "carries the rule path: {:?}",
+        difference.rules
+    );
 }
 
 #[test]
@@ -72,8 +85,12 @@ fn a_planted_billable_difference_is_reported() {
     let in_window = h.delivered("w", INDIA, 1.0, Some(Utility));
     report(&mut h, &in_window, ReportedCategory::Utility, PricingType::Regular, true);
     let report = reconcile_messages(&live(&h), &mut pricer());
-    let fields: Vec<_> = report.differences.iter().map(|d| (d.field.as_str(), d.ours.as_str(), d.reported.as_str())).collect();
-    assert_eq!(fields, vec![("pricing_type", "free_customer_service", "regular"), ("billable", "false", "true")]);
+    let fields: Vec<_> =
+        report.differences.iter().map(|d| (d.field.as_str(), d.ours.as_str(), d.reported.as_str())).collect();
+    assert_eq!(
+        fields,
+        vec![("pricing_type", "free_customer_service", "regular"), ("billable", "false", "true")]
+    );
 }
 
 fn analytics(volume_marketing: i64, cost_marketing: f64) -> String {
@@ -116,6 +133,8 @@ fn period_reconciliation_agrees_then_flags_a_planted_volume_and_cost_difference(
 
 #[test]
 fn analytics_files_that_are_not_analytics_are_refused_clearly() {
-    assert!(parse_analytics("{}").expect_err("refused").contains("neither `conversation_analytics` nor `pricing_analytics`"));
+    assert!(parse_analytics("{}")
+        .expect_err("refused")
+        .contains("neither `conversation_analytics` nor `pricing_analytics`"));
     assert!(parse_analytics("not json").expect_err("refused").starts_with("not an analytics response"));
 }

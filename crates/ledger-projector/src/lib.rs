@@ -34,12 +34,42 @@ pub enum ProjectorError {
     Store(#[from] StoreError),
 }
 
-/// Resolves the market (R5) of a recipient number; pricing owns the mapping.
-pub type MarketOf = Arc<dyn Fn(Option<&str>) -> String + Send + Sync>;
+/// One entry's move of an invoice aggregate, as pricing encodes its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillingLine {
+    pub waba_id: String,
+    /// `YYYY-MM` in the account's time zone.
+    pub month: String,
+    pub line: Vec<u8>,
+    pub quantity: i64,
+}
 
-/// Every recipient under `unknown`: for deployments and tests without a market mapping.
-pub fn unknown_market() -> MarketOf {
-    Arc::new(|_recipient: Option<&str>| "unknown".to_owned())
+/// What pricing contributes to each batch. The projector counts; pricing, injected by the
+/// binary, decides markets (R5) and money (ARCHITECTURE decision 6). Entries reach it in journal
+/// order, including while the log prefix is re-folded at start, so stateful pricing (volume tiers)
+/// is rebuilt exactly.
+pub trait EntryPricing: Send {
+    fn market(&self, entry: &Entry) -> String;
+    fn price(&mut self, entry: &Entry) -> Option<BillingLine>;
+}
+
+/// Counting without pricing: every recipient under `unknown`, no invoice lines.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Unpriced;
+
+impl EntryPricing for Unpriced {
+    fn market(&self, _entry: &Entry) -> String {
+        "unknown".to_owned()
+    }
+
+    fn price(&mut self, _entry: &Entry) -> Option<BillingLine> {
+        None
+    }
+}
+
+/// For deployments and tests without pricing.
+pub fn unpriced() -> Box<dyn EntryPricing> {
+    Box::new(Unpriced)
 }
 
 /// What one batch did.
@@ -60,7 +90,7 @@ pub struct Projector {
     store: Arc<Store>,
     consumer: String,
     next_offset: u64,
-    market_of: MarketOf,
+    pricing: Box<dyn EntryPricing>,
 }
 
 impl std::fmt::Debug for Projector {
@@ -84,7 +114,7 @@ impl Projector {
         store: Arc<Store>,
         consumer: &str,
         config: LedgerConfig,
-        market_of: MarketOf,
+        pricing: Box<dyn EntryPricing>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Projector, ProjectorError> {
         let resume_at = store.offset(consumer)?;
@@ -93,7 +123,7 @@ impl Projector {
             store,
             consumer: consumer.to_owned(),
             next_offset: 0,
-            market_of,
+            pricing,
         };
         let mut records = Vec::new();
         while projector.next_offset < resume_at {
@@ -108,7 +138,10 @@ impl Projector {
             for item in decoded {
                 // Refusals were dead-lettered when first projected.
                 let _ = ledger.apply(item.event, &mut entries);
-                entries.clear();
+                // Already stored: only pricing's own state (tier accruals) is rebuilt.
+                for entry in entries.drain(..) {
+                    projector.pricing.price(&entry);
+                }
             }
             drop(ledger);
             projector.next_offset = next;
@@ -209,8 +242,11 @@ impl Projector {
             }
         }
         for entry in &entries {
-            let market = (self.market_of)(entry.fact.context().recipient.as_deref());
+            let market = self.pricing.market(entry);
             batch.put_entry(entry, &market);
+            if let Some(priced) = self.pricing.price(entry) {
+                batch.add_billing(&priced.waba_id, &priced.month, &priced.line, priced.quantity);
+            }
         }
         report.entries = entries.len();
         report.refused = refusals.len() - report.conflicts;

@@ -42,6 +42,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/contacts/{phone_number_id}/{user_id}/eligibility", get(eligibility))
         .route("/v1/contacts/{phone_number_id}/{user_id}/timeline", get(timeline))
         .route("/v1/accounts/{waba_id}/usage", get(usage))
+        .route("/v1/accounts/{waba_id}/invoice", get(invoice))
+        .route("/v1/accounts/{waba_id}/attribution", get(attribution))
+        .route("/v1/accounts/{waba_id}/reconcile", post(reconcile))
         .route("/v1/entries", get(entries))
         .route("/v1/entries/{id}/explain", get(explain))
         .route("/v1/dead-letters", get(dead_letters))
@@ -209,6 +212,7 @@ async fn verify_webhook(
 struct EligibilityParams {
     at: Option<String>,
     waba_id: Option<String>,
+    as_of: Option<String>,
 }
 
 async fn eligibility(
@@ -220,6 +224,14 @@ async fn eligibility(
         Some(text) => parse_instant(text)?,
         None => ingest::now(),
     };
+    if let Some(as_of) = params.as_of.as_deref() {
+        let as_of = parse_instant(as_of)?;
+        let answer = blocking(move || {
+            app.queries.eligibility_as_of(&phone, &user, at, params.waba_id.as_deref(), as_of)
+        })
+        .await?;
+        return Ok(Json(answer).into_response());
+    }
     // Answered from memory under a read lock held for microseconds: no blocking pool hop.
     let answer = app.queries.eligibility(&phone, &user, at, params.waba_id.as_deref())?;
     Ok(Json(answer).into_response())
@@ -242,6 +254,7 @@ async fn timeline(
 #[derive(Debug, Deserialize)]
 struct MonthParam {
     month: Option<String>,
+    as_of: Option<String>,
 }
 
 async fn usage(
@@ -250,7 +263,84 @@ async fn usage(
     Query(params): Query<MonthParam>,
 ) -> Result<Response, QueryError> {
     let month = params.month.ok_or_else(|| QueryError::BadRequest("month=YYYY-MM is required".into()))?;
-    let answer = blocking(move || app.queries.usage(&waba_id, &month)).await?;
+    let as_of = params.as_of.as_deref().map(parse_instant).transpose()?;
+    let answer = blocking(move || match as_of {
+        Some(as_of) => app.queries.usage_as_of(&waba_id, &month, as_of),
+        None => app.queries.usage(&waba_id, &month),
+    })
+    .await?;
+    Ok(Json(answer).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct InvoiceParams {
+    month: Option<String>,
+    as_of: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+async fn invoice(
+    State(app): State<Arc<AppState>>,
+    Path(waba_id): Path<String>,
+    Query(params): Query<InvoiceParams>,
+) -> Result<Response, QueryError> {
+    let month = params.month.ok_or_else(|| QueryError::BadRequest("month=YYYY-MM is required".into()))?;
+    let as_of = params.as_of.as_deref().map(parse_instant).transpose()?;
+    let csv = match params.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(QueryError::BadRequest(format!("format {other:?} is neither json nor csv")))
+        }
+    };
+    let answer = blocking(move || app.queries.invoice(&waba_id, &month, as_of)).await?;
+    if csv {
+        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], answer.to_csv()).into_response());
+    }
+    Ok(Json(answer).into_response())
+}
+
+async fn attribution(
+    State(app): State<Arc<AppState>>,
+    Path(waba_id): Path<String>,
+    Query(params): Query<MonthParam>,
+) -> Result<Response, QueryError> {
+    let answer = blocking(move || app.queries.attribution(&waba_id, params.month.as_deref())).await?;
+    Ok(Json(answer).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ReconcileParams {
+    month: Option<String>,
+    tolerance_percent: Option<f64>,
+    tolerance_count: Option<i64>,
+}
+
+/// The body, when not empty, is a saved `conversation_analytics` / `pricing_analytics` response.
+async fn reconcile(
+    State(app): State<Arc<AppState>>,
+    Path(waba_id): Path<String>,
+    Query(params): Query<ReconcileParams>,
+    body: Bytes,
+) -> Result<Response, QueryError> {
+    let defaults = ledger_pricing::reconcile::Tolerance::default();
+    let tolerance = ledger_pricing::reconcile::Tolerance {
+        count: params.tolerance_count.unwrap_or(defaults.count),
+        percent: params.tolerance_percent.unwrap_or(defaults.percent),
+    };
+    let analytics = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(
+            String::from_utf8(body.to_vec())
+                .map_err(|_| QueryError::BadRequest("the body is not UTF-8".into()))?,
+        )
+    };
+    let answer = blocking(move || {
+        app.queries.reconcile(&waba_id, params.month.as_deref(), analytics.as_deref(), tolerance)
+    })
+    .await?;
     Ok(Json(answer).into_response())
 }
 

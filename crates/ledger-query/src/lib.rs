@@ -2,6 +2,7 @@
 //! (eligibility, timelines, usage, entries, explanations) over the store and the projector's
 //! in-memory ledger.
 
+pub mod billing;
 pub mod http;
 pub mod ingest;
 pub mod queries;

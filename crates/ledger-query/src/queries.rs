@@ -4,10 +4,18 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use ledger_core::{ContactKey, Eligibility, Ledger, LocalMonth, Timestamp, WabaId};
+use ledger_core::fact::Fact;
+use ledger_core::{
+    ContactKey, Eligibility, Entry, EntryAction, Ledger, LedgerConfig, LocalMonth, Timestamp, WabaId,
+};
+use ledger_log::EventLog;
+use ledger_pricing::attribution::{self, AdSource};
+use ledger_pricing::reconcile::{self, MessageReport, PeriodReport, Tolerance};
+use ledger_pricing::{Invoice, LineKey, Pricer, Pricing};
 use ledger_store::{Scope, Store, StoreError};
 use serde::Serialize;
 
+use crate::billing::{live_entries, Replay};
 use crate::views::{EntryView, ExplanationView};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +28,10 @@ pub enum QueryError {
     NotReady,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+pub fn parse_month(text: &str) -> Result<LocalMonth, QueryError> {
+    text.parse().map_err(|_| QueryError::BadRequest(format!("month {text:?} is not YYYY-MM")))
 }
 
 /// An instant given as Unix seconds or RFC 3339.
@@ -65,6 +77,15 @@ pub struct UsageView {
     pub messages: i64,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconcileReport {
+    pub waba_id: String,
+    pub within_tolerance: bool,
+    pub messages: MessageReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<PeriodReport>,
+}
+
 /// Which entries to list.
 #[derive(Debug, Clone, Default)]
 pub struct EntryFilter {
@@ -83,6 +104,9 @@ pub const DEFAULT_ENTRY_LIMIT: usize = 1_000;
 pub struct Queries {
     store: Arc<Store>,
     ledger: Arc<std::sync::OnceLock<Arc<RwLock<Ledger>>>>,
+    pricing: Arc<Pricing>,
+    /// The log, for answers as of an instant (replayed from it).
+    log: Option<(Arc<dyn EventLog>, LedgerConfig)>,
 }
 
 impl std::fmt::Debug for Queries {
@@ -93,8 +117,186 @@ impl std::fmt::Debug for Queries {
 
 impl Queries {
     /// Queries over `store`; eligibility answers once [`Queries::set_ledger`] is called.
-    pub fn new(store: Arc<Store>) -> Queries {
-        Queries { store, ledger: Arc::new(std::sync::OnceLock::new()) }
+    pub fn new(store: Arc<Store>, pricing: Arc<Pricing>) -> Queries {
+        Queries { store, ledger: Arc::new(std::sync::OnceLock::new()), pricing, log: None }
+    }
+
+    /// Enables `as_of` answers, replayed from `log` with the projector's `config`.
+    pub fn with_log(mut self, log: Arc<dyn EventLog>, config: LedgerConfig) -> Queries {
+        self.log = Some((log, config));
+        self
+    }
+
+    pub fn pricing(&self) -> &Arc<Pricing> {
+        &self.pricing
+    }
+
+    /// The ledger replayed from the log up to `as_of` (everything when `None`).
+    pub fn replay(&self, as_of: Option<Timestamp>) -> Result<Replay, QueryError> {
+        let (log, config) = self.log.as_ref().ok_or_else(|| {
+            QueryError::BadRequest("as_of needs the event log, which this process does not hold".into())
+        })?;
+        Replay::of_log(&**log, *config, self.pricing.clone(), as_of)
+            .map_err(|e| QueryError::Store(StoreError::Value { family: "log", reason: e.to_string() }))
+    }
+
+    /// The WABA's invoice for a month in its time zone: from the `billing` aggregates, or
+    /// replayed from the log as it stood at `as_of`.
+    pub fn invoice(
+        &self,
+        waba_id: &str,
+        month: &str,
+        as_of: Option<Timestamp>,
+    ) -> Result<Invoice, QueryError> {
+        let month = parse_month(month)?;
+        let (_, currency, _) = self.pricing.business_of(waba_id);
+        let lines = match as_of {
+            Some(instant) => self.replay(Some(instant))?.book.lines(waba_id, month),
+            None => self
+                .store
+                .billing(waba_id, &month.to_string())?
+                .into_iter()
+                .map(|(line, count)| {
+                    let key = LineKey::decode(&line).map_err(|e| StoreError::Value {
+                        family: ledger_store::BILLING,
+                        reason: e.to_string(),
+                    })?;
+                    Ok((key, count))
+                })
+                .collect::<Result<Vec<_>, QueryError>>()?,
+        };
+        let mut invoice = Invoice::from_lines(waba_id, month, lines, currency);
+        invoice.as_of = as_of.map(|t| t.to_string());
+        Ok(invoice)
+    }
+
+    /// Eligibility as the ledger would have answered with the events received up to `as_of`.
+    pub fn eligibility_as_of(
+        &self,
+        phone_number_id: &str,
+        user_id: &str,
+        at: Timestamp,
+        waba_id: Option<&str>,
+        as_of: Timestamp,
+    ) -> Result<Eligibility, QueryError> {
+        let replay = self.replay(Some(as_of))?;
+        let waba_id = match waba_id {
+            Some(waba_id) => WabaId::from(waba_id),
+            None => replay.ledger.waba_of_phone_number(phone_number_id).cloned().ok_or_else(|| {
+                QueryError::NotFound(format!(
+                    "no events for business phone number {phone_number_id} by {as_of}"
+                ))
+            })?,
+        };
+        Ok(replay.ledger.eligibility(&waba_id, &ContactKey::new(phone_number_id, user_id), at))
+    }
+
+    /// Usage counted from the events received up to `as_of`, as [`Queries::usage`] counts.
+    pub fn usage_as_of(&self, waba_id: &str, month: &str, as_of: Timestamp) -> Result<UsageView, QueryError> {
+        let month = parse_month(month)?;
+        let replay = self.replay(Some(as_of))?;
+        let pricer = Pricer::new(self.pricing.clone());
+        let mut counts: std::collections::BTreeMap<(String, String, String, String), i64> =
+            Default::default();
+        for entry in &replay.journal {
+            let context = entry.fact.context();
+            if context.waba_id.as_str() != waba_id || context.local_month != month {
+                continue;
+            }
+            let (unit, category) = match &*entry.fact {
+                Fact::ConversationOpened(c) => ("conversation", c.category.as_str()),
+                Fact::MessageBilled(m) => ("message", m.category.as_str()),
+            };
+            let key = (
+                unit.to_owned(),
+                category.to_owned(),
+                pricer.market(entry),
+                entry.pricing_type.map_or("within_conversation", |p| p.as_str()).to_owned(),
+            );
+            *counts.entry(key).or_default() += if entry.action == EntryAction::Post { 1 } else { -1 };
+        }
+        let mut view = UsageView {
+            waba_id: waba_id.to_owned(),
+            month: month.to_string(),
+            rows: Vec::new(),
+            conversations: 0,
+            messages: 0,
+        };
+        for ((unit, category, market, pricing_type), count) in counts.into_iter().filter(|(_, c)| *c != 0) {
+            match unit.as_str() {
+                "conversation" => view.conversations += count,
+                _ => view.messages += count,
+            }
+            view.rows.push(UsageRow { unit, category, market, pricing_type, count });
+        }
+        Ok(view)
+    }
+
+    /// The WABA's live entries (after reversals), optionally of one local month, from a replay
+    /// of the log: reconciliation and attribution need the facts whole (reported pricing, entry
+    /// point references), which the stored journal keeps only in its encoded form.
+    fn account_entries(&self, waba_id: &str, month: Option<LocalMonth>) -> Result<Vec<Entry>, QueryError> {
+        let replay = self.replay(None)?;
+        let mut live = live_entries(&replay.journal);
+        live.retain(|e| {
+            let context = e.fact.context();
+            context.waba_id.as_str() == waba_id && month.is_none_or(|m| context.local_month == m)
+        });
+        Ok(live)
+    }
+
+    /// Our classification of each message against the pricing its status webhooks reported.
+    pub fn reconcile_messages(
+        &self,
+        waba_id: &str,
+        month: Option<&str>,
+    ) -> Result<MessageReport, QueryError> {
+        let month = month.map(parse_month).transpose()?;
+        let live = self.account_entries(waba_id, month)?;
+        Ok(reconcile::reconcile_messages(&live, &mut Pricer::new(self.pricing.clone())))
+    }
+
+    /// Our counts and amounts against a saved `conversation_analytics` / `pricing_analytics`
+    /// response.
+    pub fn reconcile_period(
+        &self,
+        waba_id: &str,
+        analytics: &str,
+        tolerance: Tolerance,
+    ) -> Result<PeriodReport, QueryError> {
+        let (kind, points) = reconcile::parse_analytics(analytics).map_err(QueryError::BadRequest)?;
+        let live = self.account_entries(waba_id, None)?;
+        Ok(reconcile::reconcile_period(
+            kind,
+            &points,
+            &live,
+            &mut Pricer::new(self.pricing.clone()),
+            tolerance,
+        ))
+    }
+
+    /// Per-message reconciliation, and per-period against a saved analytics response when one
+    /// is given; `within_tolerance` is false when a period row exceeds the tolerance or more
+    /// messages disagree than `tolerance.count`.
+    pub fn reconcile(
+        &self,
+        waba_id: &str,
+        month: Option<&str>,
+        analytics: Option<&str>,
+        tolerance: Tolerance,
+    ) -> Result<ReconcileReport, QueryError> {
+        let messages = self.reconcile_messages(waba_id, month)?;
+        let period = analytics.map(|text| self.reconcile_period(waba_id, text, tolerance)).transpose()?;
+        let within_tolerance = period.as_ref().is_none_or(|p| p.differences == 0)
+            && messages.differences.len() as i64 <= tolerance.count;
+        Ok(ReconcileReport { waba_id: waba_id.to_owned(), within_tolerance, messages, period })
+    }
+
+    /// What each Click-to-WhatsApp source bought (R14, R25, R53).
+    pub fn attribution(&self, waba_id: &str, month: Option<&str>) -> Result<Vec<AdSource>, QueryError> {
+        let month = month.map(parse_month).transpose()?;
+        let live = self.account_entries(waba_id, month)?;
+        Ok(attribution::attribute(&live, &mut Pricer::new(self.pricing.clone())))
     }
 
     pub fn set_ledger(&self, ledger: Arc<RwLock<Ledger>>) {
@@ -177,9 +379,7 @@ impl Queries {
     /// Counts by unit × category × market × pricing type for one month in the WABA's time zone,
     /// reversals netted.
     pub fn usage(&self, waba_id: &str, month: &str) -> Result<UsageView, QueryError> {
-        let month: LocalMonth =
-            month.parse().map_err(|_| QueryError::BadRequest(format!("month {month:?} is not YYYY-MM")))?;
-        let month = month.to_string();
+        let month = parse_month(month)?.to_string();
         let mut view = UsageView {
             waba_id: waba_id.to_owned(),
             month: month.clone(),

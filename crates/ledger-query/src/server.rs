@@ -10,7 +10,8 @@ use anyhow::Context;
 use ledger_core::LedgerConfig;
 use ledger_ingest::Limits;
 use ledger_log::{EmbeddedLog, EmbeddedLogOptions, EventLog};
-use ledger_projector::{MarketOf, Projector};
+use ledger_pricing::Pricing;
+use ledger_projector::Projector;
 use ledger_store::{Store, PROJECTOR};
 
 use crate::http::{router, AppState};
@@ -26,6 +27,8 @@ pub struct ServeConfig {
     pub ledger: LedgerConfig,
     /// Most log records one projector batch takes.
     pub batch_size: usize,
+    /// Rate cards, markets and business settings.
+    pub pricing: Arc<Pricing>,
 }
 
 /// Where the log and the state live under a data directory.
@@ -39,18 +42,17 @@ pub fn state_path(data_dir: &Path) -> PathBuf {
 
 /// Runs until SIGINT/SIGTERM; then stops taking requests, lets the projector finish its batch
 /// and closes the log.
-pub async fn serve(config: ServeConfig, market_of: MarketOf) -> anyhow::Result<()> {
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    serve_on(listener, config, market_of, shutdown_signal()).await
+    serve_on(listener, config, shutdown_signal()).await
 }
 
 /// Serves on a bound listener until `shutdown` resolves (benchmarks and tests pick the port).
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     config: ServeConfig,
-    market_of: MarketOf,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
@@ -61,7 +63,7 @@ pub async fn serve_on(
     );
     let store = Arc::new(Store::open(&state_path(&config.data_dir)).context("opening the state store")?);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
-    let queries = Queries::new(store.clone());
+    let queries = Queries::new(store.clone(), config.pricing.clone()).with_log(log.clone(), config.ledger);
     let state = Arc::new(AppState {
         log: log.clone(),
         queries: queries.clone(),
@@ -77,9 +79,10 @@ pub async fn serve_on(
     let projector_thread = {
         let (log, store, stop, queries) = (log.clone(), store.clone(), stop.clone(), queries.clone());
         let (ledger_config, batch_size) = (config.ledger, config.batch_size);
-        std::thread::Builder::new().name("projector".into()).spawn(move || {
-            run_projector(&*log, store, ledger_config, market_of, batch_size, &stop, &queries)
-        })?
+        let pricing = crate::billing::projection_pricing(config.pricing.clone());
+        std::thread::Builder::new()
+            .name("projector".into())
+            .spawn(move || run_projector(&*log, store, ledger_config, pricing, batch_size, &stop, &queries))?
     };
 
     let app = router(state);
@@ -98,13 +101,13 @@ fn run_projector(
     log: &dyn EventLog,
     store: Arc<Store>,
     config: LedgerConfig,
-    market_of: MarketOf,
+    pricing: Box<dyn ledger_projector::EntryPricing>,
     batch_size: usize,
     stop: &AtomicBool,
     queries: &Queries,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let mut projector = Projector::resume(log, store, PROJECTOR, config, market_of, &mut |_, _| {})
+    let mut projector = Projector::resume(log, store, PROJECTOR, config, pricing, &mut |_, _| {})
         .context("loading projector state from the log")?;
     tracing::info!(
         offset = projector.next_offset(),

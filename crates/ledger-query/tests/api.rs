@@ -36,14 +36,14 @@ impl Server {
             limits: Limits { body_bytes_max: 64 * 1024, ..Limits::default() },
             ledger: LedgerConfig::default(),
             batch_size: 1024,
+            pricing: std::sync::Arc::new(ledger_pricing::Pricing::bundled()),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-                let market = ledger_projector::unknown_market();
-                ledger_query::server::serve_on(listener, config, market, async {
+                ledger_query::server::serve_on(listener, config, async {
                     let _ = stopped.await;
                 })
                 .await

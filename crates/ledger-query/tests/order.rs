@@ -63,9 +63,10 @@ fn project(dir: &Path, stream: &[(Provider, Vec<u8>)], batch: usize) -> StateDig
     let log = EmbeddedLog::open(&dir.join("log"), EmbeddedLogOptions { sync: false, ..Default::default() })
         .expect("log");
     let store = Arc::new(Store::open(&dir.join("state")).expect("store"));
-    let market = ledger_projector::unknown_market();
+    let pricing =
+        ledger_query::billing::projection_pricing(std::sync::Arc::new(ledger_pricing::Pricing::bundled()));
     let mut projector =
-        Projector::resume(&log, store.clone(), PROJECTOR, LedgerConfig::default(), market, &mut |_, _| {})
+        Projector::resume(&log, store.clone(), PROJECTOR, LedgerConfig::default(), pricing, &mut |_, _| {})
             .expect("projector");
     for (n, (provider, body)) in stream.iter().enumerate() {
         // Receive times differ between deliveries, as they do for a provider's retries.

@@ -10,6 +10,7 @@
 //! | `entries` | entry id | encoded `ledger.v1.Entry` (the append-only journal) |
 //! | `entry_index` | contact or account, instant, entry id | — |
 //! | `usage` | account, month, unit, category, market, pricing type | i64 count, merged by addition |
+//! | `billing` | account, month, priced line (pricing's encoding) | i64 count, merged by addition |
 //! | `dedupe` | event id | log offset of its first acceptance |
 //! | `offsets` | consumer name | next log offset to project |
 //! | `dead_letters` | receive instant, sequence | refused input with its reason (JSON) |
@@ -39,12 +40,13 @@ pub const MESSAGES: &str = "messages";
 pub const ENTRIES: &str = "entries";
 pub const ENTRY_INDEX: &str = "entry_index";
 pub const USAGE: &str = "usage";
+pub const BILLING: &str = "billing";
 pub const DEDUPE: &str = "dedupe";
 pub const OFFSETS: &str = "offsets";
 pub const DEAD_LETTERS: &str = "dead_letters";
 
-const FAMILIES: [&str; 9] =
-    [EVENTS, TIMELINES, MESSAGES, ENTRIES, ENTRY_INDEX, USAGE, DEDUPE, OFFSETS, DEAD_LETTERS];
+const FAMILIES: [&str; 10] =
+    [EVENTS, TIMELINES, MESSAGES, ENTRIES, ENTRY_INDEX, USAGE, BILLING, DEDUPE, OFFSETS, DEAD_LETTERS];
 
 /// The consumer name under which the embedded projector keeps its position.
 pub const PROJECTOR: &str = "projector";
@@ -111,7 +113,7 @@ fn add_counts(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) ->
 fn family_options(name: &str) -> Options {
     let mut options = Options::default();
     options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-    if name == USAGE {
+    if name == USAGE || name == BILLING {
         options.set_merge_operator_associative("add_i64", add_counts);
     }
     if name == DEDUPE || name == TIMELINES || name == MESSAGES || name == ENTRIES {
@@ -171,7 +173,12 @@ impl Store {
     }
 
     pub fn batch(&self) -> StateBatch<'_> {
-        StateBatch { store: self, batch: WriteBatch::default(), usage: HashMap::new() }
+        StateBatch {
+            store: self,
+            batch: WriteBatch::default(),
+            usage: HashMap::new(),
+            billing: HashMap::new(),
+        }
     }
 
     /// Writes a batch and the log position it covers, atomically. Not synced: the log is the
@@ -183,10 +190,12 @@ impl Store {
         consumer: &str,
         next_offset: u64,
     ) -> Result<(), StoreError> {
-        let usage = self.cf(USAGE);
-        for (key, delta) in batch.usage.drain() {
-            if delta != 0 {
-                batch.batch.merge_cf(usage, key, delta.to_le_bytes());
+        for (family, counters) in [(USAGE, &mut batch.usage), (BILLING, &mut batch.billing)] {
+            let handle = self.cf(family);
+            for (key, delta) in counters.drain() {
+                if delta != 0 {
+                    batch.batch.merge_cf(handle, key, delta.to_le_bytes());
+                }
             }
         }
         batch.batch.put_cf(self.cf(OFFSETS), consumer.as_bytes(), next_offset.to_be_bytes());
@@ -305,6 +314,17 @@ impl Store {
         Ok(out)
     }
 
+    /// Priced lines of one account and local month (the invoice aggregates), as pricing encoded
+    /// them, zero counts left out.
+    pub fn billing(&self, waba_id: &str, month: &str) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
+        let prefix = keys::usage_month_prefix(waba_id, month);
+        let mut out = self.scan(BILLING, &prefix, usize::MAX, |key, value| {
+            Ok((key[prefix.len()..].to_vec(), decode_count(value)))
+        })?;
+        out.retain(|(_, count)| *count != 0);
+        Ok(out)
+    }
+
     fn scan<T>(
         &self,
         family: &'static str,
@@ -361,17 +381,19 @@ impl Store {
         digest.live_entries = live.len() as u64;
         digest.parts.push(("live_entries", hash_all(live.iter().map(|h| h.to_le_bytes()))));
 
-        let mut usage = xxhash_rust::xxh3::Xxh3::new();
-        for item in self.db.iterator_cf(self.cf(USAGE), IteratorMode::Start) {
-            let (key, value) = item?;
-            let count = decode_count(&value);
-            if count != 0 {
-                usage.update(&(key.len() as u32).to_le_bytes());
-                usage.update(&key);
-                usage.update(&count.to_le_bytes());
+        for family in [USAGE, BILLING] {
+            let mut counters = xxhash_rust::xxh3::Xxh3::new();
+            for item in self.db.iterator_cf(self.cf(family), IteratorMode::Start) {
+                let (key, value) = item?;
+                let count = decode_count(&value);
+                if count != 0 {
+                    counters.update(&(key.len() as u32).to_le_bytes());
+                    counters.update(&key);
+                    counters.update(&count.to_le_bytes());
+                }
             }
+            digest.parts.push((family, counters.digest128()));
         }
-        digest.parts.push(("usage", usage.digest128()));
 
         for family in [TIMELINES, MESSAGES] {
             let mut hasher = xxhash_rust::xxh3::Xxh3::new();
@@ -436,6 +458,7 @@ pub struct StateBatch<'a> {
     store: &'a Store,
     batch: WriteBatch,
     usage: HashMap<Vec<u8>, i64>,
+    billing: HashMap<Vec<u8>, i64>,
 }
 
 impl std::fmt::Debug for StateBatch<'_> {
@@ -504,7 +527,14 @@ impl StateBatch<'_> {
         *self.usage.entry(keys::usage_key(&usage)).or_default() += delta;
     }
 
+    /// Moves an invoice aggregate: `line` is pricing's encoding of the priced line.
+    pub fn add_billing(&mut self, waba_id: &str, month: &str, line: &[u8], delta: i64) {
+        let mut key = keys::usage_month_prefix(waba_id, month);
+        key.extend_from_slice(line);
+        *self.billing.entry(key).or_default() += delta;
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.batch.is_empty() && self.usage.is_empty()
+        self.batch.is_empty() && self.usage.is_empty() && self.billing.is_empty()
     }
 }
