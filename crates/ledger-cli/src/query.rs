@@ -140,7 +140,7 @@ fn ask_data_dir(args: &QueryArgs) -> anyhow::Result<Value> {
             .with_context(|| format!("opening the state in {}", args.data_dir.display()))?,
     );
     let pricing = args.pricing.load()?;
-    let mut queries = Queries::new(store.clone(), pricing);
+    let mut queries = Queries::new(store.clone(), pricing.clone());
     if let Ok(log) = EmbeddedLog::open_read_only(&log_path(&args.data_dir)) {
         queries = queries.with_log(Arc::new(log), LedgerConfig::default());
     }
@@ -157,7 +157,7 @@ fn ask_data_dir(args: &QueryArgs) -> anyhow::Result<Value> {
     };
     if needs_fold {
         let log = EmbeddedLog::open_read_only(&log_path(&args.data_dir)).context("opening the event log")?;
-        let pricing = crate::store_ops::projection(&args.pricing)?;
+        let pricing = ledger_query::billing::projection_pricing(pricing);
         let projector =
             Projector::resume(&log, store, PROJECTOR, LedgerConfig::default(), pricing, &mut |_, _| {})?;
         queries.set_ledger(projector.ledger());

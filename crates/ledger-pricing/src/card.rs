@@ -120,6 +120,7 @@ impl RateCard {
     pub fn from_csv(file: &str, text: &str, markets: &MarketMap) -> Result<RateCard, CardError> {
         let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
         let mut card: Option<RateCard> = None;
+        let mut known: Option<BTreeSet<String>> = None;
         for (index, row) in reader.deserialize::<CardRow>().enumerate() {
             let line = index as u64 + 2;
             let error = |reason: String| CardError::Row { file: file.to_owned(), line, reason };
@@ -139,13 +140,13 @@ impl RateCard {
             if row.currency.len() != 3 || !row.currency.bytes().all(|b| b.is_ascii_uppercase()) {
                 return Err(error(format!("currency {:?} is not an ISO 4217 code", row.currency)));
             }
-            let known = markets.markets_on(card.effective_from);
+            let known = known.get_or_insert_with(|| markets.markets_on(card.effective_from));
             if !known.contains(&row.market) {
                 return Err(error(format!(
                     "unknown market {:?} on {} (markets.csv names: {})",
                     row.market,
                     card.effective_from,
-                    known.into_iter().collect::<Vec<_>>().join(", ")
+                    known.iter().cloned().collect::<Vec<_>>().join(", ")
                 )));
             }
             if !CATEGORIES.contains(&row.category.as_str()) {
@@ -197,29 +198,21 @@ impl RateCard {
             for pair in tiers.windows(2) {
                 let (a, b) = (&pair[0], &pair[1]);
                 match a.to {
-                    None => {
-                        return Err(CardError::Overlap {
-                            file: self.source.clone(),
-                            market: market.clone(),
-                            category: category.clone(),
-                            first: a.label(),
-                            second: b.label(),
-                        })
-                    }
-                    Some(to) if b.from <= to => {
-                        return Err(CardError::Overlap {
-                            file: self.source.clone(),
-                            market: market.clone(),
-                            category: category.clone(),
-                            first: a.label(),
-                            second: b.label(),
-                        })
-                    }
+                    // An open top band, or one reaching into the next: both count twice.
+                    None => {}
+                    Some(to) if b.from <= to => {}
                     Some(to) if b.from != to + 1 => {
                         return Err(gap(format!("no rate for counts {} to {}", to + 1, b.from - 1)))
                     }
-                    Some(_) => {}
+                    Some(_) => continue,
                 }
+                return Err(CardError::Overlap {
+                    file: self.source.clone(),
+                    market: market.clone(),
+                    category: category.clone(),
+                    first: a.label(),
+                    second: b.label(),
+                });
             }
             if let Some(to) = tiers.last().and_then(|t| t.to) {
                 return Err(gap(format!("the last tier ends at {to}; it must end at MAX")));

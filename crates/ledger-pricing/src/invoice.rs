@@ -73,10 +73,6 @@ impl LineBook {
             .map(|lines| lines.iter().map(|(k, v)| (k.clone(), *v)).collect())
             .unwrap_or_default()
     }
-
-    pub fn accounts(&self) -> impl Iterator<Item = &(String, LocalMonth)> {
-        self.lines.keys()
-    }
 }
 
 impl Invoice {

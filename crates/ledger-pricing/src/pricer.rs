@@ -108,10 +108,6 @@ impl Pricer {
         Pricer { pricing, accrued: Default::default(), positions: Default::default() }
     }
 
-    pub fn pricing(&self) -> &Arc<Pricing> {
-        &self.pricing
-    }
-
     /// The market of an entry's recipient on its charge date (R5).
     pub fn market(&self, entry: &Entry) -> String {
         let fact = &entry.fact;

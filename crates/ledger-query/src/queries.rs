@@ -232,47 +232,14 @@ impl Queries {
         Ok(view)
     }
 
-    /// The WABA's live entries (after reversals), optionally of one local month, from a replay
-    /// of the log: reconciliation and attribution need the facts whole (reported pricing, entry
-    /// point references), which the stored journal keeps only in its encoded form.
-    fn account_entries(&self, waba_id: &str, month: Option<LocalMonth>) -> Result<Vec<Entry>, QueryError> {
+    /// The WABA's live entries (after reversals) from a replay of the log: reconciliation and
+    /// attribution need the facts whole (reported pricing, entry point references), which the
+    /// stored journal keeps only in its encoded form.
+    fn account_entries(&self, waba_id: &str) -> Result<Vec<Entry>, QueryError> {
         let replay = self.replay(None)?;
         let mut live = live_entries(&replay.journal);
-        live.retain(|e| {
-            let context = e.fact.context();
-            context.waba_id.as_str() == waba_id && month.is_none_or(|m| context.local_month == m)
-        });
+        live.retain(|e| e.fact.context().waba_id.as_str() == waba_id);
         Ok(live)
-    }
-
-    /// Our classification of each message against the pricing its status webhooks reported.
-    pub fn reconcile_messages(
-        &self,
-        waba_id: &str,
-        month: Option<&str>,
-    ) -> Result<MessageReport, QueryError> {
-        let month = month.map(parse_month).transpose()?;
-        let live = self.account_entries(waba_id, month)?;
-        Ok(reconcile::reconcile_messages(&live, &mut Pricer::new(self.pricing.clone())))
-    }
-
-    /// Our counts and amounts against a saved `conversation_analytics` / `pricing_analytics`
-    /// response.
-    pub fn reconcile_period(
-        &self,
-        waba_id: &str,
-        analytics: &str,
-        tolerance: Tolerance,
-    ) -> Result<PeriodReport, QueryError> {
-        let (kind, points) = reconcile::parse_analytics(analytics).map_err(QueryError::BadRequest)?;
-        let live = self.account_entries(waba_id, None)?;
-        Ok(reconcile::reconcile_period(
-            kind,
-            &points,
-            &live,
-            &mut Pricer::new(self.pricing.clone()),
-            tolerance,
-        ))
     }
 
     /// Per-message reconciliation, and per-period against a saved analytics response when one
@@ -285,8 +252,26 @@ impl Queries {
         analytics: Option<&str>,
         tolerance: Tolerance,
     ) -> Result<ReconcileReport, QueryError> {
-        let messages = self.reconcile_messages(waba_id, month)?;
-        let period = analytics.map(|text| self.reconcile_period(waba_id, text, tolerance)).transpose()?;
+        let month = month.map(parse_month).transpose()?;
+        // Parsed first: a bad file is refused before the log is replayed, which happens once.
+        let analytics =
+            analytics.map(reconcile::parse_analytics).transpose().map_err(QueryError::BadRequest)?;
+        let live = self.account_entries(waba_id)?;
+        let in_month: Vec<Entry> = live
+            .iter()
+            .filter(|e| month.is_none_or(|m| e.fact.context().local_month == m))
+            .cloned()
+            .collect();
+        let messages = reconcile::reconcile_messages(&in_month, &mut Pricer::new(self.pricing.clone()));
+        let period = analytics.map(|(kind, points)| {
+            reconcile::reconcile_period(
+                kind,
+                &points,
+                &live,
+                &mut Pricer::new(self.pricing.clone()),
+                tolerance,
+            )
+        });
         let within_tolerance = period.as_ref().is_none_or(|p| p.differences == 0)
             && messages.differences.len() as i64 <= tolerance.count;
         Ok(ReconcileReport { waba_id: waba_id.to_owned(), within_tolerance, messages, period })
@@ -295,7 +280,8 @@ impl Queries {
     /// What each Click-to-WhatsApp source bought (R14, R25, R53).
     pub fn attribution(&self, waba_id: &str, month: Option<&str>) -> Result<Vec<AdSource>, QueryError> {
         let month = month.map(parse_month).transpose()?;
-        let live = self.account_entries(waba_id, month)?;
+        let mut live = self.account_entries(waba_id)?;
+        live.retain(|e| month.is_none_or(|m| e.fact.context().local_month == m));
         Ok(attribution::attribute(&live, &mut Pricer::new(self.pricing.clone())))
     }
 
