@@ -29,6 +29,86 @@ pub struct FileConfig {
     pub pricing: Option<PathBuf>,
     #[serde(default)]
     pub secrets: Secrets,
+    /// Kafka mode (`ledger ingest`, `ledger project`).
+    #[serde(default)]
+    pub kafka: KafkaFileConfig,
+}
+
+/// The `[kafka]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaFileConfig {
+    pub brokers: Option<String>,
+    pub topic: Option<String>,
+    pub entries_topic: Option<String>,
+    pub group_id: Option<String>,
+    /// Base URLs of the other projector members, for forwarded contact questions and
+    /// account-wide usage.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    pub delivery_timeout_ms: Option<u64>,
+    /// Further librdkafka properties (e.g. `"security.protocol" = "SSL"`).
+    #[serde(default)]
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+/// Where Kafka is and which topics and group to use; flags override the `[kafka]` table.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (host:port,...).
+    #[arg(long, env = "LEDGER_KAFKA_BROKERS")]
+    pub brokers: Option<String>,
+    /// Events topic [default: ledger.events.v1].
+    #[arg(long, env = "LEDGER_KAFKA_TOPIC")]
+    pub topic: Option<String>,
+    /// Derived entries topic [default: ledger.entries.v1].
+    #[arg(long, env = "LEDGER_KAFKA_ENTRIES_TOPIC")]
+    pub entries_topic: Option<String>,
+    /// Projector consumer group [default: ledger-projector].
+    #[arg(long, env = "LEDGER_KAFKA_GROUP")]
+    pub group_id: Option<String>,
+    /// Other projector members' base URLs (repeat or comma-separate).
+    #[arg(long, env = "LEDGER_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+}
+
+/// Kafka mode's resolved settings.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    pub options: ledger_log::KafkaOptions,
+    pub entries_topic: String,
+    pub group_id: String,
+    pub peers: Vec<String>,
+}
+
+impl KafkaArgs {
+    pub fn resolve(&self, file: &KafkaFileConfig) -> anyhow::Result<KafkaSettings> {
+        let brokers = self.brokers.clone().or_else(|| file.brokers.clone()).ok_or_else(|| {
+            anyhow::anyhow!("Kafka brokers are required: --brokers, LEDGER_KAFKA_BROKERS or [kafka] brokers")
+        })?;
+        let mut options = ledger_log::KafkaOptions::new(brokers);
+        if let Some(topic) = self.topic.clone().or_else(|| file.topic.clone()) {
+            options.topic = topic;
+        }
+        if let Some(ms) = file.delivery_timeout_ms {
+            options.delivery_timeout = std::time::Duration::from_millis(ms);
+        }
+        options.extra = file.properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        Ok(KafkaSettings {
+            options,
+            entries_topic: self
+                .entries_topic
+                .clone()
+                .or_else(|| file.entries_topic.clone())
+                .unwrap_or_else(|| ledger_log::ENTRIES_TOPIC.to_owned()),
+            group_id: self
+                .group_id
+                .clone()
+                .or_else(|| file.group_id.clone())
+                .unwrap_or_else(|| "ledger-projector".to_owned()),
+            peers: if self.peers.is_empty() { file.peers.clone() } else { self.peers.clone() },
+        })
+    }
 }
 
 /// Where prices come from; the same for `serve`, `replay`, `audit` and `query` so that they
@@ -90,11 +170,15 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    pub fn file(&self) -> anyhow::Result<FileConfig> {
+        match &self.config {
+            Some(path) => FileConfig::load(path),
+            None => Ok(FileConfig::default()),
+        }
+    }
+
     pub fn resolve(&self) -> anyhow::Result<ledger_query::ServeConfig> {
-        let file = match &self.config {
-            Some(path) => FileConfig::load(path)?,
-            None => FileConfig::default(),
-        };
+        let file = self.file()?;
         let pick = |flag: &Option<String>, file: &Option<String>| flag.clone().or_else(|| file.clone());
         let secrets = Secrets {
             meta_app_secret: pick(&self.meta_app_secret, &file.secrets.meta_app_secret),

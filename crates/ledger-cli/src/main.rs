@@ -4,6 +4,7 @@
 mod config;
 mod eligibility;
 mod fold;
+mod kafka_mode;
 mod normalize;
 mod query;
 mod reconcile;
@@ -40,6 +41,10 @@ enum Command {
     Normalize(normalize::NormalizeArgs),
     /// Run the ledger: webhook API, embedded log, projector and queries in one process.
     Serve(config::ServeArgs),
+    /// Kafka mode: a stateless ingest worker taking webhooks into the Kafka events topic.
+    Ingest(kafka_mode::IngestArgs),
+    /// Kafka mode: a projector consumer-group member with the query API for its partitions.
+    Project(kafka_mode::ProjectArgs),
     /// Append webhook bodies, send records or normalized events to a data directory's log
     /// (or post them to a server) and project them.
     Import(store_ops::ImportArgs),
@@ -68,6 +73,8 @@ fn main() -> ExitCode {
         Command::Fold(args) => fold::run(&args),
         Command::Normalize(args) => normalize::run(&args),
         Command::Serve(args) => store_ops::serve(&args),
+        Command::Ingest(args) => kafka_mode::ingest(&args),
+        Command::Project(args) => kafka_mode::project(&args),
         Command::Import(args) => store_ops::import(&args),
         Command::Query(args) => query::run(&args),
         Command::Replay(args) => store_ops::replay(&args),

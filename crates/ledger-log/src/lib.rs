@@ -7,10 +7,16 @@
 //! the log exactly once.
 
 mod embedded;
+mod kafka;
 
 use std::ops::Range;
 
 pub use embedded::{EmbeddedLog, EmbeddedLogOptions};
+pub use kafka::{
+    murmur2, partition_count, partition_for, KafkaLog, KafkaOptions, PartitionReader, ENTRIES_TOPIC,
+    EVENTS_TOPIC,
+};
+pub use rdkafka;
 
 /// One record offered to the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +29,9 @@ pub struct LogRecord {
     pub dedupe: [u8; 16],
     /// The encoded `ledger.v1.Event`.
     pub payload: Vec<u8>,
+    /// An account-wide event (settings) every partition's projector must fold: a partitioned log
+    /// writes a copy to each partition; the embedded log has one partition anyway.
+    pub broadcast: bool,
 }
 
 /// A record read back from the log.

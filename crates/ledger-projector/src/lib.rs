@@ -10,6 +10,7 @@
 //! rebuilt state continues exactly where the store stopped. RocksDB holds everything queries
 //! read and the offset; the log holds the truth.
 
+mod group;
 mod snapshot;
 
 use std::collections::HashSet;
@@ -20,6 +21,9 @@ use ledger_core::{ContactKey, Entry, Event, EventKind, Ingested, Ledger, LedgerC
 use ledger_log::{EventLog, LogError, StoredRecord};
 use ledger_store::{DeadLetter, Scope, Store, StoreError};
 
+pub use group::{
+    partition_path, GroupMember, GroupOptions, OwnedPartition, Ownership, RoundReport, PARTITION_CONSUMER,
+};
 pub use snapshot::{MessageSnapshot, TimelineSnapshot};
 
 /// Events folded per hold of the ledger's write lock: short enough that eligibility queries
@@ -32,6 +36,8 @@ pub enum ProjectorError {
     Log(#[from] LogError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("publishing entries: {0}")]
+    Publish(String),
 }
 
 /// One entry's move of an invoice aggregate, as pricing encodes its line.
@@ -168,6 +174,18 @@ impl Projector {
 
     /// Projects records that follow the current position, in one write.
     pub fn project(&mut self, records: &[StoredRecord]) -> Result<BatchReport, ProjectorError> {
+        self.project_publishing(records, &mut |_| Ok(()))
+    }
+
+    /// As [`Projector::project`], handing the batch's entries to `publish` before the write that
+    /// moves the offset past them: if the write never happens the batch is projected again and
+    /// the same entries (same ids) are published again — at least once, never lost. A `publish`
+    /// error fails the batch before anything is written.
+    pub fn project_publishing(
+        &mut self,
+        records: &[StoredRecord],
+        publish: &mut dyn FnMut(&[Entry]) -> Result<(), ProjectorError>,
+    ) -> Result<BatchReport, ProjectorError> {
         let started = Instant::now();
         let Some(last) = records.last() else {
             return Ok(BatchReport { next_offset: self.next_offset, ..BatchReport::default() });
@@ -250,6 +268,7 @@ impl Projector {
         }
         report.entries = entries.len();
         report.refused = refusals.len() - report.conflicts;
+        publish(&entries)?;
         self.store.commit(batch, &self.consumer, report.next_offset)?;
         for (offset, reason, payload) in refusals {
             let content_type = Some("application/x-protobuf; message=ledger.v1.Event");

@@ -35,10 +35,22 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
+/// Webhooks and send records in, dead letters out, health and metrics: what an ingest worker
+/// serves in Kafka mode, and part of the embedded server.
+pub fn ingest_routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/webhooks/{provider}", post(post_webhook).get(verify_webhook))
         .route("/v1/sends", post(post_sends))
+        .route("/v1/dead-letters", get(dead_letters))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics_text))
+        // Bodies are read with the ingest limit below, so an oversized one is answered 413 and
+        // kept as a dead letter by the handler rather than cut off by a layer.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    ingest_routes()
         .route("/v1/contacts/{phone_number_id}/{user_id}/eligibility", get(eligibility))
         .route("/v1/contacts/{phone_number_id}/{user_id}/timeline", get(timeline))
         .route("/v1/accounts/{waba_id}/usage", get(usage))
@@ -47,14 +59,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/accounts/{waba_id}/reconcile", post(reconcile))
         .route("/v1/entries", get(entries))
         .route("/v1/entries/{id}/explain", get(explain))
-        .route("/v1/dead-letters", get(dead_letters))
-        .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
-        // Bodies are read with the ingest limit below, so an oversized one is answered 413 and
-        // kept as a dead letter by the handler rather than cut off by a layer.
-        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 

@@ -122,11 +122,22 @@ pub fn record_of(event: &Event) -> LogRecord {
     let receive_time = std::mem::take(&mut proto.receive_time);
     let dedupe = xxhash_rust::xxh3::xxh3_128(&proto.encode_to_vec()).to_be_bytes();
     proto.receive_time = receive_time;
-    let key = match &event.contact {
+    LogRecord {
+        key: partition_key(event).into_bytes(),
+        dedupe,
+        payload: proto.encode_to_vec(),
+        // Account settings shape every contact's fold: each partition's projector needs them.
+        broadcast: event.contact.is_none(),
+    }
+}
+
+/// The log's partitioning key: the contact (phone number id / user id), or the WABA id for
+/// account-wide events. A contact's events share one partition and keep their order there.
+pub fn partition_key(event: &Event) -> String {
+    match &event.contact {
         Some(contact) => format!("{}/{}", contact.phone_number_id, contact.user_id),
         None => event.waba_id.to_string(),
-    };
-    LogRecord { key: key.into_bytes(), dedupe, payload: proto.encode_to_vec() }
+    }
 }
 
 /// Normalizes and validates a body into log records, or says why it is refused (4xx).

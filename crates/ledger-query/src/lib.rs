@@ -5,6 +5,7 @@
 pub mod billing;
 pub mod http;
 pub mod ingest;
+pub mod partitioned;
 pub mod queries;
 pub mod server;
 pub mod views;

@@ -57,7 +57,7 @@ pub struct TimelineView {
     pub entries: Vec<EntryView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct UsageRow {
     /// `conversation` or `message`.
     pub unit: String,
@@ -67,7 +67,7 @@ pub struct UsageRow {
     pub count: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct UsageView {
     pub waba_id: String,
     /// The month in the WABA's time zone.

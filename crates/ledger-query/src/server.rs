@@ -132,7 +132,7 @@ fn run_projector(
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -151,4 +151,86 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
+}
+
+/// Kafka mode's ingest worker: the webhook API in front of the Kafka log. Refused bodies are
+/// kept in a local dead-letter store under `data_dir`; nothing else is kept here.
+pub async fn serve_ingest_on(
+    listener: tokio::net::TcpListener,
+    config: ServeConfig,
+    log: Arc<dyn EventLog>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let dead_letters = config.data_dir.join("dead-letters");
+    let store = Arc::new(Store::open(&dead_letters).context("opening the dead-letter store")?);
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    let state = Arc::new(AppState {
+        log,
+        queries: Queries::new(store, config.pricing.clone()),
+        secrets: config.secrets.clone(),
+        limits: config.limits,
+        metrics,
+    });
+    tracing::info!(listen = %listener.local_addr()?, "ingest worker serving");
+    let app = crate::partitioned::ingest_router(state);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("HTTP server")?;
+    Ok(())
+}
+
+/// Kafka mode's projector member: a consumer-group member projecting the partitions it owns,
+/// with the query API for them. Stops (leaving the group) when `shutdown` resolves.
+pub async fn serve_member_on(
+    listener: tokio::net::TcpListener,
+    config: ServeConfig,
+    group: ledger_projector::GroupOptions,
+    peers: Vec<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let partitions = {
+        use rdkafka::consumer::Consumer;
+        let probe: rdkafka::consumer::BaseConsumer =
+            group.kafka.consumer_config().create().context("connecting to Kafka")?;
+        ledger_log::partition_count(probe.client(), &group.kafka.topic, Duration::from_secs(30))
+            .context("reading the events topic's partitions")?
+    };
+    let pricing = config.pricing.clone();
+    let mut member = ledger_projector::GroupMember::join(
+        group,
+        Box::new(move || crate::billing::projection_pricing(pricing.clone())),
+    )
+    .context("joining the projector group")?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    let state = Arc::new(crate::partitioned::MemberState {
+        ownership: member.ownership(),
+        pricing: config.pricing.clone(),
+        partitions,
+        peers,
+        metrics,
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let stop = stop.clone();
+        std::thread::Builder::new().name("projector".into()).spawn(move || {
+            let result = member.run(&stop);
+            member.close();
+            result
+        })?
+    };
+    tracing::info!(listen = %listener.local_addr()?, partitions, "projector member serving");
+    let app = crate::partitioned::member_router(state);
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let outcome = server.await.context("HTTP server");
+    stop.store(true, Ordering::SeqCst);
+    match worker.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            // Memory may be ahead of the stores: stop; a restart resumes from the stored offsets.
+            tracing::error!(%error, "projector group member failed");
+            return Err(error.into());
+        }
+        Err(_) => anyhow::bail!("the projector thread panicked"),
+    }
+    outcome
 }

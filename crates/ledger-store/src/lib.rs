@@ -410,6 +410,80 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The state as comparable sets, for checking that stores split by partition together hold
+    /// what one store holds: merge the partitions' items ([`StateItems::merge`]) and compare.
+    /// Entries are kept without their ids and after reversals, like the digest.
+    pub fn state_items(&self) -> Result<StateItems, StoreError> {
+        let mut items = StateItems::default();
+        for item in self.db.iterator_cf(self.cf(EVENTS), IteratorMode::Start) {
+            let (key, _) = item?;
+            items.events.insert(key.to_vec());
+        }
+        let mut posted: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+        let mut reversed: Vec<Vec<u8>> = Vec::new();
+        for item in self.db.iterator_cf(self.cf(ENTRIES), IteratorMode::Start) {
+            let (_, value) = item?;
+            let mut entry = decode_entry(&value)?;
+            if entry.action == ledger_proto::v1::EntryAction::Reverse as i32 {
+                reversed.push(entry.reverses);
+            } else {
+                let id = std::mem::take(&mut entry.id);
+                posted.insert(id, entry.encode_to_vec());
+            }
+        }
+        for id in reversed {
+            posted.remove(&id);
+        }
+        for bytes in posted.into_values() {
+            *items.live_entries.entry(bytes).or_default() += 1;
+        }
+        for family in [USAGE, BILLING] {
+            for item in self.db.iterator_cf(self.cf(family), IteratorMode::Start) {
+                let (key, value) = item?;
+                items.counters.insert((family, key.to_vec()), decode_count(&value));
+            }
+        }
+        for family in [TIMELINES, MESSAGES] {
+            for item in self.db.iterator_cf(self.cf(family), IteratorMode::Start) {
+                let (key, value) = item?;
+                items.records.insert((family, key.to_vec()), value.to_vec());
+            }
+        }
+        items.counters.retain(|_, count| *count != 0);
+        Ok(items)
+    }
+}
+
+/// A store's content as sets and sums ([`Store::state_items`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateItems {
+    /// Event keys (account events appear in every partition's store: a set).
+    pub events: std::collections::BTreeSet<Vec<u8>>,
+    /// Standing entries without ids, with multiplicity.
+    pub live_entries: std::collections::BTreeMap<Vec<u8>, u64>,
+    /// Non-zero usage and billing counters.
+    pub counters: std::collections::BTreeMap<(&'static str, Vec<u8>), i64>,
+    /// Per-contact timelines and per-message states.
+    pub records: std::collections::BTreeMap<(&'static str, Vec<u8>), Vec<u8>>,
+}
+
+impl StateItems {
+    /// Adds another partition's items: sets unite, counters and entry counts add up, records
+    /// (which belong to one contact, hence one partition) are taken as they are.
+    pub fn merge(&mut self, other: StateItems) {
+        self.events.extend(other.events);
+        for (entry, n) in other.live_entries {
+            *self.live_entries.entry(entry).or_default() += n;
+        }
+        for (key, count) in other.counters {
+            *self.counters.entry(key).or_default() += count;
+        }
+        self.counters.retain(|_, count| *count != 0);
+        self.records.extend(other.records);
+    }
+}
+
 fn hash_all<const N: usize>(items: impl Iterator<Item = [u8; N]>) -> u128 {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     for item in items {

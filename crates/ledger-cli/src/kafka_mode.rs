@@ -1,0 +1,82 @@
+//! Kafka mode: `ledger ingest` (webhooks → Kafka) and `ledger project` (a projector group member
+//! with the query API for the partitions it owns). See README "Two modes".
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::{KafkaArgs, ServeArgs};
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Do not publish derived entries to the entries topic.
+    #[arg(long)]
+    pub no_entries: bool,
+}
+
+pub fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
+    let file = args.serve.file()?;
+    let config = args.serve.resolve()?;
+    let kafka = args.kafka.resolve(&file.kafka)?;
+    let log = ledger_log::KafkaLog::connect(&kafka.options)
+        .with_context(|| format!("connecting to Kafka topic {}", kafka.options.topic))?;
+    tracing::info!(topic = %kafka.options.topic, partitions = log.partitions(), "kafka log ready");
+    let log = Arc::new(log);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        ledger_query::server::serve_ingest_on(
+            listener,
+            config,
+            log.clone(),
+            ledger_query::server::shutdown_signal(),
+        )
+        .await
+    })?;
+    // Everything acknowledged was delivered already; this only drains what was in flight.
+    log.flush(std::time::Duration::from_secs(10))?;
+    Ok(())
+}
+
+pub fn project(args: &ProjectArgs) -> anyhow::Result<()> {
+    let file = args.serve.file()?;
+    let config = args.serve.resolve()?;
+    let kafka = args.kafka.resolve(&file.kafka)?;
+    let group = ledger_projector::GroupOptions {
+        kafka: kafka.options.clone(),
+        group_id: kafka.group_id.clone(),
+        data_dir: config.data_dir.clone(),
+        entries_topic: (!args.no_entries).then(|| kafka.entries_topic.clone()),
+        batch_size: config.batch_size,
+        ledger: config.ledger,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        ledger_query::server::serve_member_on(
+            listener,
+            config,
+            group,
+            kafka.peers.clone(),
+            ledger_query::server::shutdown_signal(),
+        )
+        .await
+    })
+}

@@ -1,0 +1,503 @@
+//! A projector as a Kafka consumer-group member (ARCHITECTURE decisions 5 and 7).
+//!
+//! Each partition it owns has its own RocksDB under `data_dir/partition-N` and its own
+//! [`Projector`]; the partition's position is the store's offset, written in the same WriteBatch as
+//! the state. Kafka's committed offsets are advisory (lag monitoring): on assignment the consumer is
+//! positioned at the offsets the stores hold, whatever the group committed.
+//!
+//! - Assignment: the partition's store is opened (created empty if the partition never lived
+//!   here) and the in-memory fold state is rebuilt by replaying the partition's prefix up to the
+//!   stored offset; a partition with no local state is rebuilt from offset 0 — the same replay,
+//!   written — with progress logged.
+//! - Consumption is batched: up to `batch_size` records per poll round, projected per partition in
+//!   one write each.
+//! - Revocation happens inside `poll`, between batches: nothing is half-written. Records fetched
+//!   for a revoked partition but not yet projected are abandoned; the next owner starts from the
+//!   stored offset.
+//! - Derived entries go to the entries topic keyed by WABA, before the write that moves the offset
+//!   past them (at least once; consumers deduplicate by entry id, which is deterministic).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use ledger_core::{Entry, Ledger, LedgerConfig};
+use ledger_log::{KafkaOptions, PartitionReader, StoredRecord};
+use ledger_store::Store;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::{EntryPricing, Projector, ProjectorError};
+
+/// The store offset name of a partition's projector.
+pub const PARTITION_CONSUMER: &str = "kafka";
+
+#[derive(Debug, Clone)]
+pub struct GroupOptions {
+    pub kafka: KafkaOptions,
+    /// `group.id` of the projector group.
+    pub group_id: String,
+    /// Where the per-partition stores live.
+    pub data_dir: PathBuf,
+    /// Derived entries are published here when set (default `ledger.entries.v1`).
+    pub entries_topic: Option<String>,
+    /// Most records taken per poll round.
+    pub batch_size: usize,
+    pub ledger: LedgerConfig,
+}
+
+/// The store of one partition under a data directory.
+pub fn partition_path(data_dir: &Path, partition: i32) -> PathBuf {
+    data_dir.join(format!("partition-{partition}"))
+}
+
+/// What queries need of a partition this member owns.
+#[derive(Clone)]
+pub struct OwnedPartition {
+    pub store: Arc<Store>,
+    pub ledger: Arc<RwLock<Ledger>>,
+}
+
+impl std::fmt::Debug for OwnedPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedPartition").finish_non_exhaustive()
+    }
+}
+
+/// The partitions a member owns right now, shared with its query API.
+pub type Ownership = Arc<RwLock<BTreeMap<i32, OwnedPartition>>>;
+
+/// What the rebalance callback (run inside `poll`) leaves for the loop.
+#[derive(Default)]
+struct RebalanceLog {
+    /// Bumped on every rebalance: records polled under an older generation are abandoned.
+    generation: u64,
+    assigned: Vec<i32>,
+    revoked: Vec<i32>,
+}
+
+struct GroupContext {
+    data_dir: PathBuf,
+    topic: String,
+    /// Stores opened by the callback for newly assigned partitions, to read their offsets.
+    opened: Mutex<HashMap<i32, Arc<Store>>>,
+    /// Partitions whose projector is already loaded: their position is the projector's.
+    positions: Mutex<HashMap<i32, u64>>,
+    log: Mutex<RebalanceLog>,
+    failure: Mutex<Option<String>>,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        log.generation += 1;
+        if let Rebalance::Revoke(list) = rebalance {
+            for element in list.elements() {
+                log.revoked.push(element.partition());
+            }
+        }
+    }
+
+    /// Positions each assigned partition at its store's offset: the state decides, not the
+    /// group's committed offsets.
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(list) = rebalance else { return };
+        let mut positioned = TopicPartitionList::new();
+        for element in list.elements() {
+            let partition = element.partition();
+            match self.position_of(partition) {
+                Ok(offset) => {
+                    let _ = positioned.add_partition_offset(
+                        &self.topic,
+                        partition,
+                        Offset::Offset(offset as i64),
+                    );
+                    self.log.lock().unwrap_or_else(PoisonError::into_inner).assigned.push(partition);
+                }
+                Err(error) => {
+                    self.failure.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(error);
+                }
+            }
+        }
+        if let Err(error) = consumer.assign(&positioned) {
+            self.failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert(format!("positioning assigned partitions: {error}"));
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(error) = result {
+            // Advisory only: the stored offsets are what resumption uses.
+            tracing::debug!(%error, "advisory offset commit failed");
+        }
+    }
+}
+
+impl GroupContext {
+    fn position_of(&self, partition: i32) -> Result<u64, String> {
+        if let Some(&position) = self.positions.lock().unwrap_or_else(PoisonError::into_inner).get(&partition)
+        {
+            return Ok(position);
+        }
+        let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
+        let store = match opened.get(&partition) {
+            Some(store) => store.clone(),
+            None => {
+                let path = partition_path(&self.data_dir, partition);
+                let store = Arc::new(
+                    Store::open(&path)
+                        .map_err(|e| format!("opening {} for partition {partition}: {e}", path.display()))?,
+                );
+                opened.insert(partition, store.clone());
+                store
+            }
+        };
+        store.offset(PARTITION_CONSUMER).map_err(|e| format!("reading partition {partition}'s offset: {e}"))
+    }
+}
+
+/// Loaded partitions: the projector and what it was caught up to at assignment (for progress).
+struct Loaded {
+    projector: Projector,
+    catch_up_to: u64,
+    last_report: Instant,
+}
+
+/// A running member of the projector group.
+pub struct GroupMember {
+    consumer: BaseConsumer<GroupContext>,
+    options: GroupOptions,
+    pricing: Box<dyn Fn() -> Box<dyn EntryPricing> + Send>,
+    entries: Option<ThreadedProducer<EntryDeliveries>>,
+    loaded: HashMap<i32, Loaded>,
+    ownership: Ownership,
+}
+
+impl std::fmt::Debug for GroupMember {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupMember").field("group", &self.options.group_id).finish_non_exhaustive()
+    }
+}
+
+/// What one poll round did, for tests and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    pub records: usize,
+    pub entries: usize,
+    pub abandoned: usize,
+}
+
+impl GroupMember {
+    /// Joins the group; `pricing` makes each partition's pricing (tier state is per partition
+    /// replay, like the fold's).
+    pub fn join(
+        options: GroupOptions,
+        pricing: Box<dyn Fn() -> Box<dyn EntryPricing> + Send>,
+    ) -> Result<GroupMember, ProjectorError> {
+        std::fs::create_dir_all(&options.data_dir)
+            .map_err(|e| ProjectorError::Publish(format!("creating {}: {e}", options.data_dir.display())))?;
+        let context = GroupContext {
+            data_dir: options.data_dir.clone(),
+            topic: options.kafka.topic.clone(),
+            opened: Mutex::default(),
+            positions: Mutex::default(),
+            log: Mutex::default(),
+            failure: Mutex::default(),
+        };
+        let mut config = options.kafka.consumer_config();
+        config.set("group.id", &options.group_id);
+        let consumer: BaseConsumer<GroupContext> =
+            config.create_with_context(context).map_err(kafka_error)?;
+        consumer.subscribe(&[options.kafka.topic.as_str()]).map_err(kafka_error)?;
+        let entries = match &options.entries_topic {
+            Some(_) => Some(
+                options
+                    .kafka
+                    .producer_config()
+                    .create_with_context(EntryDeliveries::default())
+                    .map_err(kafka_error)?,
+            ),
+            None => None,
+        };
+        Ok(GroupMember {
+            consumer,
+            options,
+            pricing,
+            entries,
+            loaded: HashMap::new(),
+            ownership: Ownership::default(),
+        })
+    }
+
+    /// The partitions this member owns, for its query API.
+    pub fn ownership(&self) -> Ownership {
+        self.ownership.clone()
+    }
+
+    /// Polls and projects until `stop` is set.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), ProjectorError> {
+        while !stop.load(Ordering::SeqCst) {
+            self.round(Duration::from_millis(100))?;
+        }
+        Ok(())
+    }
+
+    /// One poll round: collect up to `batch_size` records (waiting at most `wait` for the
+    /// first), apply rebalances, project per partition.
+    pub fn round(&mut self, wait: Duration) -> Result<RoundReport, ProjectorError> {
+        let mut report = RoundReport::default();
+        let generation = self.generation();
+        let mut polled: BTreeMap<i32, Vec<StoredRecord>> = BTreeMap::new();
+        let mut count = 0;
+        let mut timeout = wait;
+        while count < self.options.batch_size {
+            match self.consumer.poll(timeout) {
+                Some(Ok(message)) => {
+                    let record = StoredRecord {
+                        offset: u64::try_from(message.offset()).unwrap_or(0),
+                        payload: message.payload().unwrap_or_default().to_vec(),
+                    };
+                    polled.entry(message.partition()).or_default().push(record);
+                    count += 1;
+                    timeout = Duration::ZERO;
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "kafka consumer error");
+                    break;
+                }
+                None => break,
+            }
+        }
+        if let Some(failure) =
+            self.consumer.context().failure.lock().unwrap_or_else(PoisonError::into_inner).take()
+        {
+            return Err(ProjectorError::Publish(failure));
+        }
+        if self.generation() != generation {
+            // A rebalance ran inside poll: what was fetched before it may belong to partitions
+            // now elsewhere, or be re-fetched from the stored offsets. Abandon it all.
+            report.abandoned = count;
+            polled.clear();
+        }
+        self.apply_rebalances()?;
+
+        let mut commits = TopicPartitionList::new();
+        for (partition, records) in polled {
+            let Some(loaded) = self.loaded.get_mut(&partition) else {
+                report.abandoned += records.len();
+                continue;
+            };
+            // Records below the position were already projected (a re-fetch after seeking).
+            let next = loaded.projector.next_offset();
+            let records: Vec<StoredRecord> = records.into_iter().filter(|r| r.offset >= next).collect();
+            if records.is_empty() {
+                continue;
+            }
+            let (entries_topic, producer) = (self.options.entries_topic.as_deref(), self.entries.as_ref());
+            let batch = loaded.projector.project_publishing(&records, &mut |entries| match (
+                entries_topic,
+                producer,
+            ) {
+                (Some(topic), Some(producer)) => publish_entries(producer, topic, entries),
+                _ => Ok(()),
+            })?;
+            report.records += batch.records;
+            report.entries += batch.entries;
+            self.consumer
+                .context()
+                .positions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(partition, batch.next_offset);
+            let _ = commits.add_partition_offset(
+                &self.options.kafka.topic,
+                partition,
+                Offset::Offset(batch.next_offset as i64),
+            );
+            report_progress(partition, loaded, batch.next_offset);
+        }
+        if commits.count() > 0 {
+            // Advisory: lag monitoring reads it; resumption reads the stores.
+            let _ = self.consumer.commit(&commits, CommitMode::Async);
+        }
+        metrics::counter!("ledger_projector_abandoned_total").increment(report.abandoned as u64);
+        Ok(report)
+    }
+
+    fn generation(&self) -> u64 {
+        self.consumer.context().log.lock().unwrap_or_else(PoisonError::into_inner).generation
+    }
+
+    /// Drops revoked partitions, loads assigned ones.
+    fn apply_rebalances(&mut self) -> Result<(), ProjectorError> {
+        let (assigned, revoked) = {
+            let mut log = self.consumer.context().log.lock().unwrap_or_else(PoisonError::into_inner);
+            (std::mem::take(&mut log.assigned), std::mem::take(&mut log.revoked))
+        };
+        for partition in revoked {
+            if assigned.contains(&partition) {
+                continue; // revoked and given back in the same rebalance: keep the loaded state
+            }
+            self.loaded.remove(&partition);
+            self.consumer
+                .context()
+                .positions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&partition);
+            self.consumer.context().opened.lock().unwrap_or_else(PoisonError::into_inner).remove(&partition);
+            self.ownership.write().unwrap_or_else(PoisonError::into_inner).remove(&partition);
+            tracing::info!(partition, "partition released");
+        }
+        for partition in assigned {
+            if self.loaded.contains_key(&partition) {
+                continue;
+            }
+            self.load(partition)?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds a newly assigned partition's fold state from its log prefix.
+    fn load(&mut self, partition: i32) -> Result<(), ProjectorError> {
+        let context = self.consumer.context();
+        let store = match context.opened.lock().unwrap_or_else(PoisonError::into_inner).get(&partition) {
+            Some(store) => store.clone(),
+            None => Arc::new(Store::open(&partition_path(&self.options.data_dir, partition))?),
+        };
+        let reader = PartitionReader::open(&self.options.kafka, partition)?;
+        let started = Instant::now();
+        let mut last_report = Instant::now();
+        let projector = Projector::resume(
+            &reader,
+            store.clone(),
+            PARTITION_CONSUMER,
+            self.options.ledger,
+            (self.pricing)(),
+            &mut |done, total| {
+                if last_report.elapsed() > Duration::from_secs(5) {
+                    tracing::info!(partition, done, total, "replaying the partition's prefix into memory");
+                    last_report = Instant::now();
+                }
+            },
+        )?;
+        let end = ledger_log::EventLog::end_offset(&reader);
+        tracing::info!(
+            partition,
+            stored_offset = projector.next_offset(),
+            partition_end = end,
+            seconds = started.elapsed().as_secs_f64(),
+            "partition loaded"
+        );
+        if projector.next_offset() < end {
+            tracing::info!(
+                partition,
+                from = projector.next_offset(),
+                to = end,
+                "catching up with the partition"
+            );
+        }
+        context
+            .positions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(partition, projector.next_offset());
+        self.ownership
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(partition, OwnedPartition { store, ledger: projector.ledger() });
+        self.loaded.insert(partition, Loaded { projector, catch_up_to: end, last_report: Instant::now() });
+        Ok(())
+    }
+
+    /// Leaves the group cleanly (the partitions go to the other members at once).
+    pub fn close(self) {
+        self.consumer.unsubscribe();
+        if let Some(producer) = &self.entries {
+            let _ = producer.flush(Duration::from_secs(10));
+        }
+    }
+}
+
+fn report_progress(partition: i32, loaded: &mut Loaded, next_offset: u64) {
+    if next_offset < loaded.catch_up_to && loaded.last_report.elapsed() > Duration::from_secs(5) {
+        tracing::info!(partition, done = next_offset, total = loaded.catch_up_to, "rebuilding partition");
+        loaded.last_report = Instant::now();
+    }
+    metrics::gauge!("ledger_partition_offset", "partition" => partition.to_string()).set(next_offset as f64);
+}
+
+/// Publishes a batch's entries keyed by WABA (id in a header) and waits for all deliveries.
+fn publish_entries(
+    producer: &ThreadedProducer<EntryDeliveries>,
+    topic: &str,
+    entries: &[Entry],
+) -> Result<(), ProjectorError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let failed_before = producer.context().failed.load(Ordering::SeqCst);
+    for entry in entries {
+        let payload = ledger_proto::encode_entry(entry);
+        let id = entry.id.to_string();
+        let headers =
+            OwnedHeaders::new().insert(rdkafka::message::Header { key: "entry-id", value: Some(&id) });
+        let mut record = BaseRecord::to(topic)
+            .key(entry.fact.context().waba_id.as_str())
+            .payload(&payload)
+            .headers(headers);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    r,
+                )) => {
+                    record = r;
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((error, _)) => return Err(ProjectorError::Publish(error.to_string())),
+            }
+        }
+    }
+    // The entries must be in Kafka before the offset moves past them.
+    producer.flush(Duration::from_secs(30)).map_err(|e| ProjectorError::Publish(e.to_string()))?;
+    if producer.context().failed.load(Ordering::SeqCst) != failed_before {
+        return Err(ProjectorError::Publish("an entry's delivery to the entries topic failed".into()));
+    }
+    Ok(())
+}
+
+/// Counts failed entry deliveries: `flush` waits for reports but does not say how they went.
+#[derive(Default)]
+struct EntryDeliveries {
+    failed: std::sync::atomic::AtomicU64,
+}
+
+impl ClientContext for EntryDeliveries {}
+
+impl ProducerContext for EntryDeliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, _)) = result {
+            tracing::warn!(%error, "entry delivery failed");
+            self.failed.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn kafka_error(error: rdkafka::error::KafkaError) -> ProjectorError {
+    ProjectorError::Log(ledger_log::LogError::Unavailable(error.to_string()))
+}

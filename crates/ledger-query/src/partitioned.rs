@@ -1,0 +1,302 @@
+//! Kafka mode's HTTP servers (ARCHITECTURE decision 7).
+//!
+//! - The ingest worker ([`ingest_router`]) takes webhooks and send records into the Kafka log and
+//!   keeps refused bodies in a local dead-letter store; it holds no ledger state.
+//! - A projector member ([`member_router`]) answers for the partitions it owns. A contact's
+//!   partition is found the way the producer placed it (murmur2 of the contact key); a question
+//!   about a contact in a partition owned elsewhere is forwarded to the peer that owns it, and
+//!   account usage is summed over every member's partitions.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError};
+
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use ledger_pricing::Pricing;
+use ledger_projector::Ownership;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::http::AppState;
+use crate::queries::{parse_instant, Queries, QueryError, UsageRow, UsageView};
+
+/// The webhook-facing routes only: a stateless ingest worker has nothing to query.
+pub fn ingest_router(state: Arc<AppState>) -> Router {
+    crate::http::ingest_routes().with_state(state)
+}
+
+/// What a projector member's API shares.
+pub struct MemberState {
+    pub ownership: Ownership,
+    pub pricing: Arc<Pricing>,
+    /// Partitions of the events topic.
+    pub partitions: i32,
+    /// Base URLs of the other members (`http://host:port`), asked for what they own.
+    pub peers: Vec<String>,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl std::fmt::Debug for MemberState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberState")
+            .field("partitions", &self.partitions)
+            .field("peers", &self.peers)
+            .finish()
+    }
+}
+
+impl MemberState {
+    fn queries_for(&self, partition: i32) -> Option<Queries> {
+        let owned = self.ownership.read().unwrap_or_else(PoisonError::into_inner);
+        let part = owned.get(&partition)?;
+        let queries = Queries::new(part.store.clone(), self.pricing.clone());
+        queries.set_ledger(part.ledger.clone());
+        Some(queries)
+    }
+
+    fn owned(&self) -> Vec<(i32, Queries)> {
+        let partitions: Vec<i32> =
+            self.ownership.read().unwrap_or_else(PoisonError::into_inner).keys().copied().collect();
+        partitions.into_iter().filter_map(|p| self.queries_for(p).map(|q| (p, q))).collect()
+    }
+}
+
+pub fn member_router(state: Arc<MemberState>) -> Router {
+    Router::new()
+        .route("/v1/partitions", get(partitions))
+        .route("/v1/contacts/{phone_number_id}/{user_id}/eligibility", get(contact_eligibility))
+        .route("/v1/contacts/{phone_number_id}/{user_id}/timeline", get(contact_timeline))
+        .route("/v1/accounts/{waba_id}/usage", get(account_usage))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(member_metrics))
+        .with_state(state)
+}
+
+/// The partition a contact's events are in (the producer's placement, see `ingest::partition_key`).
+pub fn partition_of_contact(phone_number_id: &str, user_id: &str, partitions: i32) -> i32 {
+    ledger_log::partition_for(format!("{phone_number_id}/{user_id}").as_bytes(), partitions)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PartitionsView {
+    pub partitions: i32,
+    pub owned: Vec<OwnedView>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OwnedView {
+    pub partition: i32,
+    /// The next offset the partition's projector will read (its stored position).
+    pub offset: u64,
+}
+
+async fn partitions(State(member): State<Arc<MemberState>>) -> Response {
+    let owned = member.ownership.read().unwrap_or_else(PoisonError::into_inner);
+    let owned = owned
+        .iter()
+        .map(|(&partition, part)| OwnedView {
+            partition,
+            offset: part.store.offset(ledger_projector::PARTITION_CONSUMER).unwrap_or(0),
+        })
+        .collect();
+    Json(PartitionsView { partitions: member.partitions, owned }).into_response()
+}
+
+fn error(status: StatusCode, reason: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": status.canonical_reason().unwrap_or(""), "reason": reason.into() })))
+        .into_response()
+}
+
+/// Blocking HTTP GET of a peer's JSON answer, passed through with its status.
+fn get_from_peer(url: &str) -> Result<(u16, String), String> {
+    let response = ureq::get(url)
+        .config()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .call()
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status().as_u16();
+    let body = response.into_body().read_to_string().map_err(|e| format!("{url}: {e}"))?;
+    Ok((status, body))
+}
+
+/// The peer that owns `partition`, by asking each.
+fn owner_of(peers: &[String], partition: i32) -> Option<String> {
+    peers.iter().find_map(|peer| {
+        let (status, body) = get_from_peer(&format!("{peer}/v1/partitions")).ok()?;
+        let view: PartitionsView = serde_json::from_str(&body).ok().filter(|_| status == 200)?;
+        view.owned.iter().any(|o| o.partition == partition).then(|| peer.clone())
+    })
+}
+
+/// Answers a contact question here when the partition is local, else from its owner.
+async fn for_contact(
+    member: Arc<MemberState>,
+    phone: String,
+    user: String,
+    path_and_query: String,
+    local: impl FnOnce(Queries) -> Result<serde_json::Value, QueryError> + Send + 'static,
+) -> Response {
+    let partition = partition_of_contact(&phone, &user, member.partitions);
+    let answer = tokio::task::spawn_blocking(move || {
+        if let Some(queries) = member.queries_for(partition) {
+            return match local(queries) {
+                Ok(value) => (StatusCode::OK, Json(value)).into_response(),
+                Err(e) => e.into_response(),
+            };
+        }
+        let Some(peer) = owner_of(&member.peers, partition) else {
+            return error(
+                StatusCode::MISDIRECTED_REQUEST,
+                format!(
+                    "partition {partition} (contact {phone}/{user}) is owned by no member this one knows"
+                ),
+            );
+        };
+        match get_from_peer(&format!("{peer}{path_and_query}")) {
+            Ok((status, body)) => (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response(),
+            Err(e) => error(
+                StatusCode::BAD_GATEWAY,
+                format!("forwarding to the owner of partition {partition}: {e}"),
+            ),
+        }
+    })
+    .await;
+    answer.unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+#[derive(Debug, Deserialize)]
+struct ContactParams {
+    at: Option<String>,
+    waba_id: Option<String>,
+}
+
+async fn contact_eligibility(
+    State(member): State<Arc<MemberState>>,
+    Path((phone, user)): Path<(String, String)>,
+    Query(params): Query<ContactParams>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let at = match params.at.as_deref().map(parse_instant).transpose() {
+        Ok(at) => at.unwrap_or_else(crate::ingest::now),
+        Err(e) => return e.into_response(),
+    };
+    let path = format!("/v1/contacts/{phone}/{user}/eligibility?{}", raw.unwrap_or_default());
+    let (p, u) = (phone.clone(), user.clone());
+    for_contact(member, phone, user, path, move |queries| {
+        let answer = queries.eligibility(&p, &u, at, params.waba_id.as_deref())?;
+        serde_json::to_value(answer).map_err(|e| QueryError::BadRequest(e.to_string()))
+    })
+    .await
+}
+
+async fn contact_timeline(
+    State(member): State<Arc<MemberState>>,
+    Path((phone, user)): Path<(String, String)>,
+    Query(params): Query<ContactParams>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let path = format!("/v1/contacts/{phone}/{user}/timeline?{}", raw.unwrap_or_default());
+    let (p, u) = (phone.clone(), user.clone());
+    for_contact(member, phone, user, path, move |queries| {
+        let answer = queries.timeline(&p, &u, params.waba_id.as_deref())?;
+        serde_json::to_value(answer).map_err(|e| QueryError::BadRequest(e.to_string()))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct UsageParams {
+    month: Option<String>,
+    /// `local`: this member's partitions only (what peers ask each other); default: all members.
+    scope: Option<String>,
+}
+
+/// Account usage summed over partitions: each counts its own contacts' conversations and
+/// messages, so the account's figure is the sum.
+async fn account_usage(
+    State(member): State<Arc<MemberState>>,
+    Path(waba_id): Path<String>,
+    Query(params): Query<UsageParams>,
+) -> Response {
+    let Some(month) = params.month else {
+        return error(StatusCode::BAD_REQUEST, "month=YYYY-MM is required");
+    };
+    let local_only = params.scope.as_deref() == Some("local");
+    let answer = tokio::task::spawn_blocking(move || -> Result<UsageView, (StatusCode, String)> {
+        let mut views = Vec::new();
+        for (_, queries) in member.owned() {
+            let view =
+                queries.usage(&waba_id, &month).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+            views.push(view);
+        }
+        if !local_only {
+            for peer in &member.peers {
+                let url = format!("{peer}/v1/accounts/{waba_id}/usage?month={month}&scope=local");
+                let (status, body) = get_from_peer(&url).map_err(|e| (StatusCode::BAD_GATEWAY, e))?;
+                if status != 200 {
+                    return Err((StatusCode::BAD_GATEWAY, format!("{url} answered {status}: {body}")));
+                }
+                let view: UsageView = serde_json::from_str(&body)
+                    .map_err(|e| (StatusCode::BAD_GATEWAY, format!("{url}: {e}")))?;
+                views.push(view);
+            }
+        }
+        Ok(UsageView::sum(&waba_id, &month, views))
+    })
+    .await;
+    match answer {
+        Ok(Ok(view)) => Json(view).into_response(),
+        Ok(Err((status, reason))) => error(status, reason),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+impl UsageView {
+    /// Rows with the same unit × category × market × pricing type added up.
+    pub fn sum(waba_id: &str, month: &str, views: Vec<UsageView>) -> UsageView {
+        let mut rows: BTreeMap<(String, String, String, String), i64> = BTreeMap::new();
+        for view in views {
+            for row in view.rows {
+                *rows.entry((row.unit, row.category, row.market, row.pricing_type)).or_default() += row.count;
+            }
+        }
+        let mut view = UsageView {
+            waba_id: waba_id.to_owned(),
+            month: month.to_owned(),
+            rows: Vec::new(),
+            conversations: 0,
+            messages: 0,
+        };
+        for ((unit, category, market, pricing_type), count) in rows {
+            if count == 0 {
+                continue;
+            }
+            match unit.as_str() {
+                "conversation" => view.conversations += count,
+                _ => view.messages += count,
+            }
+            view.rows.push(UsageRow { unit, category, market, pricing_type, count });
+        }
+        view
+    }
+}
+
+async fn member_metrics(State(member): State<Arc<MemberState>>) -> Response {
+    match &member.metrics {
+        Some(handle) => {
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "metrics are not enabled"),
+    }
+}
