@@ -305,7 +305,11 @@ impl std::fmt::Debug for PartitionReader {
 
 impl PartitionReader {
     pub fn open(options: &KafkaOptions, partition: i32) -> Result<PartitionReader, LogError> {
-        let consumer: BaseConsumer = options.consumer_config().create().map_err(unavailable)?;
+        let mut config = options.consumer_config();
+        // Partitions are assigned, never subscribed, and nothing is committed: the group id is
+        // only a label librdkafka requires.
+        config.set("group.id", format!("ledger-partition-reader-{}", std::process::id()));
+        let consumer: BaseConsumer = config.create().map_err(unavailable)?;
         Ok(PartitionReader { consumer, topic: options.topic.clone(), partition, position: Mutex::new(None) })
     }
 
