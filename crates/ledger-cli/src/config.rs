@@ -212,3 +212,34 @@ impl ServeArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The deployment example is a configuration `ledger ingest` / `ledger project` accept.
+    #[test]
+    fn the_deploy_example_config_parses_and_resolves() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/ledger-kafka.toml");
+        let file = FileConfig::load(&path).expect("deploy/ledger-kafka.toml parses");
+        let kafka = KafkaArgs::default().resolve(&file.kafka).expect("resolves");
+        assert_eq!(kafka.options.brokers, "kafka:9092");
+        assert_eq!(kafka.options.topic, ledger_log::EVENTS_TOPIC);
+        assert_eq!(kafka.entries_topic, ledger_log::ENTRIES_TOPIC);
+        assert_eq!(kafka.group_id, "ledger-projector");
+        assert_eq!(kafka.options.delivery_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(kafka.peers.len(), 2);
+        assert!(kafka.options.extra.iter().any(|(k, v)| k == "client.id" && v == "ledger"));
+        // The producer settings the log's guarantees rest on survive the extra properties.
+        let producer = kafka.options.producer_config();
+        assert_eq!(producer.get("enable.idempotence"), Some("true"));
+        assert_eq!(producer.get("acks"), Some("all"));
+        assert_eq!(producer.get("partitioner"), Some("murmur2_random"));
+    }
+
+    #[test]
+    fn kafka_mode_without_brokers_is_refused_with_a_reason() {
+        let error = KafkaArgs::default().resolve(&KafkaFileConfig::default()).expect_err("no brokers");
+        assert!(error.to_string().contains("--brokers"), "{error}");
+    }
+}
