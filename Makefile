@@ -3,14 +3,19 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: setup test fmt-check clippy unit run fold-sample bench bench-e2e
+.PHONY: setup broker test fmt-check clippy unit run fold-sample bench bench-e2e bench-kafka
 
 ## setup: install what a fresh machine lacks (a C/C++ compiler, libclang for the RocksDB bindings)
 setup:
 	@./scripts/setup.sh
 
-## test: formatting, lints with warnings denied, and every test
-test: setup fmt-check clippy unit
+## broker: build (once; cached in ~/.cache/ledger-tools) the Tansu Kafka-protocol broker the
+## Kafka-mode tests start on a loopback port
+broker:
+	@./scripts/tansu.sh >/dev/null
+
+## test: formatting, lints with warnings denied, and every test (Kafka mode's against Tansu)
+test: setup broker fmt-check clippy unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -41,3 +46,7 @@ bench:
 bench-e2e: setup
 	$(CARGO) run --release --locked -p ledger-bench -- pipeline
 	$(CARGO) run --release --locked -p ledger-bench -- http
+
+## bench-kafka: Kafka mode end to end against a Tansu broker (BENCHMARKS.md)
+bench-kafka: setup broker
+	$(CARGO) run --release --locked -p ledger-bench -- kafka

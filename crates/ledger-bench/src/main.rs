@@ -5,6 +5,10 @@
 //! - `http`: an in-process `ledger serve`; concurrent clients post real-shaped Meta status
 //!   webhooks (acknowledged only once durable) for a while, then eligibility requests are sent
 //!   at a fixed rate while webhooks keep the projector busy, and their latency is recorded.
+//! - `kafka`: Kafka mode, webhooks → ingest worker → 4 partitions → two projector members,
+//!   against a plain consumer's drain rate (`kafka.rs`).
+
+mod kafka;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -48,6 +52,16 @@ enum Command {
         #[arg(long, default_value_t = 5_000)]
         rate: u64,
     },
+    /// Kafka mode: HTTP ingest into Kafka, two projector members, and a plain consumer's rate.
+    Kafka {
+        /// Bootstrap servers; without them a Tansu broker is started on a loopback port.
+        #[arg(long)]
+        brokers: Option<String>,
+        #[arg(long, default_value_t = 20_000)]
+        contacts: usize,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+    },
     /// A month's invoice of one WABA read from the `billing` aggregates.
     Invoice {
         #[arg(long, default_value_t = 1_000_000)]
@@ -62,6 +76,10 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Pipeline { contacts } => pipeline(contacts),
         Command::Invoice { contacts, entries } => invoice(contacts, entries),
+        Command::Kafka { brokers, contacts, connections } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(kafka::run(brokers, contacts, connections))
+        }
         Command::Http { connections, seconds, rate } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(http(connections, seconds, rate))
