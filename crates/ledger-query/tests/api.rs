@@ -290,3 +290,63 @@ fn bad_input_gets_its_status_is_kept_and_nothing_is_appended() {
         server.get("/v1/webhooks/meta_cloud?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1");
     assert_eq!(status, 403);
 }
+
+/// The billing routes over HTTP: invoice (JSON and CSV), per-message reconciliation against the
+/// status webhook's own pricing, attribution, and their bad-request answers.
+#[test]
+fn invoice_reconcile_and_attribution_routes() {
+    let server = Server::start(Secrets::default());
+    let delivered = fixture("meta-cloud/pywa-status-delivered-bsuid-pmp.json");
+    let (status, body) = server.post("/v1/webhooks/meta_cloud", "application/json", &[], &delivered);
+    assert_eq!(status, 200, "{body}");
+    let value: Value = serde_json::from_slice(&delivered).expect("json");
+    let waba = value["entry"][0]["id"].as_str().expect("waba").to_owned();
+    let entries = server.wait_for(&format!("/v1/entries?waba_id={waba}"));
+    let month =
+        entries.as_array().and_then(|e| e.first()).and_then(|e| e["local_month"].as_str()).map(str::to_owned);
+    let month = month.expect("an entry with its month");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let invoice = loop {
+        let (status, invoice) = server.get(&format!("/v1/accounts/{waba}/invoice?month={month}"));
+        assert_eq!(status, 200, "{invoice}");
+        if invoice["lines"].as_array().is_some_and(|l| !l.is_empty()) {
+            break invoice;
+        }
+        assert!(Instant::now() < deadline, "no invoice lines: {invoice}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(invoice["waba_id"], waba.as_str());
+    assert_eq!(invoice["month"], month.as_str());
+    let line = &invoice["lines"][0];
+    assert_eq!((line["unit"].as_str(), line["category"].as_str()), (Some("conversation"), Some("marketing")));
+    assert_eq!(line["count"], 1);
+
+    let (status, csv) = server.get(&format!("/v1/accounts/{waba}/invoice?month={month}&format=csv"));
+    assert_eq!(status, 200);
+    let csv = csv.as_str().expect("csv text").to_owned();
+    assert!(csv.lines().count() >= 2 && csv.contains("marketing"), "{csv}");
+
+    let (status, body) = server.get(&format!("/v1/accounts/{waba}/invoice?month={month}&format=xml"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["reason"].as_str().is_some_and(|r| r.contains("xml")), "{body}");
+    let (status, _) = server.get(&format!("/v1/accounts/{waba}/invoice"));
+    assert_eq!(status, 400, "month is required");
+
+    // The status webhook carries Meta's own pricing for the message: one message compared.
+    let (status, report) =
+        server.post(&format!("/v1/accounts/{waba}/reconcile?month={month}"), "application/json", &[], b"");
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["messages"]["compared"], 1, "{report}");
+    let (status, body) = server.post(
+        &format!("/v1/accounts/{waba}/reconcile?month={month}"),
+        "application/json",
+        &[],
+        b"{not json",
+    );
+    assert_eq!(status, 400, "an unreadable analytics body is refused: {body}");
+
+    let (status, sources) = server.get(&format!("/v1/accounts/{waba}/attribution?month={month}"));
+    assert_eq!(status, 200, "{sources}");
+    assert!(sources.is_array(), "{sources}");
+}
