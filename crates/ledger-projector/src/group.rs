@@ -77,8 +77,10 @@ pub type Ownership = Arc<RwLock<BTreeMap<i32, OwnedPartition>>>;
 struct RebalanceLog {
     /// Bumped on every rebalance: records polled under an older generation are abandoned.
     generation: u64,
-    assigned: Vec<i32>,
-    revoked: Vec<i32>,
+    /// The latest full assignment (eager protocol: each Assign lists all of it).
+    assignment: Option<Vec<i32>>,
+    /// Partitions were revoked since the loop last looked.
+    revoked: bool,
 }
 
 struct GroupContext {
@@ -98,10 +100,8 @@ impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
         log.generation += 1;
-        if let Rebalance::Revoke(list) = rebalance {
-            for element in list.elements() {
-                log.revoked.push(element.partition());
-            }
+        if let Rebalance::Revoke(_) = rebalance {
+            log.revoked = true;
         }
     }
 
@@ -110,6 +110,7 @@ impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Assign(list) = rebalance else { return };
         let mut positioned = TopicPartitionList::new();
+        let mut assignment = Vec::new();
         for element in list.elements() {
             let partition = element.partition();
             match self.position_of(partition) {
@@ -119,13 +120,14 @@ impl ConsumerContext for GroupContext {
                         partition,
                         Offset::Offset(offset as i64),
                     );
-                    self.log.lock().unwrap_or_else(PoisonError::into_inner).assigned.push(partition);
+                    assignment.push(partition);
                 }
                 Err(error) => {
                     self.failure.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(error);
                 }
             }
         }
+        self.log.lock().unwrap_or_else(PoisonError::into_inner).assignment = Some(assignment);
         if let Err(error) = consumer.assign(&positioned) {
             self.failure
                 .lock()
@@ -168,6 +170,7 @@ impl GroupContext {
 /// Loaded partitions: the projector and what it was caught up to at assignment (for progress).
 struct Loaded {
     projector: Projector,
+    owned: OwnedPartition,
     catch_up_to: u64,
     last_report: Instant,
 }
@@ -215,6 +218,9 @@ impl GroupMember {
         };
         let mut config = options.kafka.consumer_config();
         config.set("group.id", &options.group_id);
+        // Loading a partition (replaying its prefix) happens between polls and can take minutes
+        // for a large one; the group must not evict the member meanwhile.
+        config.set("max.poll.interval.ms", "1800000");
         let consumer: BaseConsumer<GroupContext> =
             config.create_with_context(context).map_err(kafka_error)?;
         consumer.subscribe(&[options.kafka.topic.as_str()]).map_err(kafka_error)?;
@@ -282,13 +288,18 @@ impl GroupMember {
         {
             return Err(ProjectorError::Publish(failure));
         }
-        if self.generation() != generation {
-            // A rebalance ran inside poll: what was fetched before it may belong to partitions
-            // now elsewhere, or be re-fetched from the stored offsets. Abandon it all.
+        let rebalanced = self.generation() != generation;
+        if rebalanced {
+            // A rebalance ran inside poll: what was fetched may belong to partitions now
+            // elsewhere. Abandon it all; once the assignment is applied the consumer is pointed
+            // back at the stored positions, so nothing abandoned is skipped.
             report.abandoned = count;
             polled.clear();
         }
         self.apply_rebalances()?;
+        if rebalanced {
+            self.reposition()?;
+        }
 
         let mut commits = TopicPartitionList::new();
         for (partition, records) in polled {
@@ -337,34 +348,57 @@ impl GroupMember {
         self.consumer.context().log.lock().unwrap_or_else(PoisonError::into_inner).generation
     }
 
-    /// Drops revoked partitions, loads assigned ones.
+    /// Applies what the rebalance callback recorded. Revoked partitions stop being answered for
+    /// at once, but their loaded state is parked: in the eager protocol every rebalance revokes
+    /// everything first, and a partition given back resumes from memory instead of a replay.
+    /// Parked state is exactly the partition's own store at its offset (stores are per member),
+    /// so it stays valid however long the partition was elsewhere. The next full assignment
+    /// drops what is not in it and loads what is new.
     fn apply_rebalances(&mut self) -> Result<(), ProjectorError> {
-        let (assigned, revoked) = {
+        let (assignment, revoked) = {
             let mut log = self.consumer.context().log.lock().unwrap_or_else(PoisonError::into_inner);
-            (std::mem::take(&mut log.assigned), std::mem::take(&mut log.revoked))
+            (log.assignment.take(), std::mem::take(&mut log.revoked))
         };
-        for partition in revoked {
-            if assigned.contains(&partition) {
-                continue; // revoked and given back in the same rebalance: keep the loaded state
-            }
+        if revoked {
+            self.ownership.write().unwrap_or_else(PoisonError::into_inner).clear();
+        }
+        let Some(assignment) = assignment else { return Ok(()) };
+        let released: Vec<i32> = self.loaded.keys().copied().filter(|p| !assignment.contains(p)).collect();
+        for partition in released {
             self.loaded.remove(&partition);
-            self.consumer
-                .context()
-                .positions
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&partition);
-            self.consumer.context().opened.lock().unwrap_or_else(PoisonError::into_inner).remove(&partition);
-            self.ownership.write().unwrap_or_else(PoisonError::into_inner).remove(&partition);
+            let context = self.consumer.context();
+            context.positions.lock().unwrap_or_else(PoisonError::into_inner).remove(&partition);
+            context.opened.lock().unwrap_or_else(PoisonError::into_inner).remove(&partition);
             tracing::info!(partition, "partition released");
         }
-        for partition in assigned {
-            if self.loaded.contains_key(&partition) {
-                continue;
+        let mut ownership = BTreeMap::new();
+        for partition in assignment {
+            if !self.loaded.contains_key(&partition) {
+                self.load(partition)?;
             }
-            self.load(partition)?;
+            if let Some(loaded) = self.loaded.get(&partition) {
+                ownership.insert(partition, loaded.owned.clone());
+            }
         }
+        *self.ownership.write().unwrap_or_else(PoisonError::into_inner) = ownership;
         Ok(())
+    }
+
+    /// Points the consumer at the projectors' positions for everything it is assigned, after
+    /// records fetched around a rebalance were abandoned.
+    fn reposition(&self) -> Result<(), ProjectorError> {
+        let assignment = self.consumer.assignment().map_err(kafka_error)?;
+        let positions =
+            self.consumer.context().positions.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut positioned = TopicPartitionList::new();
+        for element in assignment.elements() {
+            let partition = element.partition();
+            let Some(&offset) = positions.get(&partition) else { continue };
+            positioned
+                .add_partition_offset(&self.options.kafka.topic, partition, Offset::Offset(offset as i64))
+                .map_err(kafka_error)?;
+        }
+        self.consumer.assign(&positioned).map_err(kafka_error)
     }
 
     /// Rebuilds a newly assigned partition's fold state from its log prefix.
@@ -411,11 +445,9 @@ impl GroupMember {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(partition, projector.next_offset());
-        self.ownership
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(partition, OwnedPartition { store, ledger: projector.ledger() });
-        self.loaded.insert(partition, Loaded { projector, catch_up_to: end, last_report: Instant::now() });
+        let owned = OwnedPartition { store, ledger: projector.ledger() };
+        self.loaded
+            .insert(partition, Loaded { projector, owned, catch_up_to: end, last_report: Instant::now() });
         Ok(())
     }
 
