@@ -49,7 +49,9 @@ fn start_tansu(topic: &str) -> anyhow::Result<(String, Tansu)> {
     let url = format!("tcp://127.0.0.1:{port}");
     let child = Command::new(&bin)
         .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine"])
-        .arg(format!("sqlite://{}", dir.path().join("tansu.db").display()))
+        // Tansu resolves the SQLite path against its working directory.
+        .arg("sqlite://tansu.db")
+        .current_dir(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;

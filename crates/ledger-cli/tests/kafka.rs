@@ -68,7 +68,9 @@ impl Broker {
             .arg("--advertised-listener-url")
             .arg(format!("tcp://127.0.0.1:{port}"))
             .arg("--storage-engine")
-            .arg(format!("sqlite://{}", dir.path().join("tansu.db").display()))
+            // Tansu resolves the SQLite path against its working directory.
+            .arg("sqlite://tansu.db")
+            .current_dir(dir.path())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -131,16 +133,16 @@ struct Ledger {
 
 impl Ledger {
     fn ingest(broker: &Broker, data: &Path) -> Ledger {
-        Ledger::spawn(&["ingest"], broker, data, &[])
+        Ledger::spawn(&["ingest"], broker, data, free_port(), &[])
     }
 
-    fn project(broker: &Broker, data: &Path, peers: &[u16]) -> Ledger {
+    /// A projector member on `port`, told about the members on `peers`.
+    fn project(broker: &Broker, data: &Path, port: u16, peers: &[u16]) -> Ledger {
         let peers: Vec<String> = peers.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
-        Ledger::spawn(&["project", "--batch-size", "512"], broker, data, &peers)
+        Ledger::spawn(&["project", "--batch-size", "512"], broker, data, port, &peers)
     }
 
-    fn spawn(command: &[&str], broker: &Broker, data: &Path, peers: &[String]) -> Ledger {
-        let port = free_port();
+    fn spawn(command: &[&str], broker: &Broker, data: &Path, port: u16, peers: &[String]) -> Ledger {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("ledger"));
         cmd.args(command)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--brokers", &broker.bootstrap(), "--data-dir"])
@@ -250,8 +252,8 @@ fn partitioned_state(owners: &BTreeMap<i32, usize>, data_dirs: &[&Path]) -> Stat
     merged
 }
 
-/// One embedded run over the same webhooks.
-fn embedded_state(dir: &Path, webhooks: &[ledger_bench::Webhook]) -> (StateItems, usize) {
+/// One embedded run over the same webhooks: its state, its entry count and its September usage.
+fn embedded_state(dir: &Path, webhooks: &[ledger_bench::Webhook]) -> (StateItems, usize, serde_json::Value) {
     let log = EmbeddedLog::open(&dir.join("log"), EmbeddedLogOptions::default()).expect("log");
     for webhook in webhooks {
         let (records, _) = ledger_query::ingest::prepare(
@@ -269,7 +271,21 @@ fn embedded_state(dir: &Path, webhooks: &[ledger_bench::Webhook]) -> (StateItems
         Projector::resume(&log, store.clone(), PROJECTOR, LedgerConfig::default(), pricing, &mut |_, _| {})
             .expect("resume");
     let report = drain(&mut projector, &log, 4096, log.end_offset(), &mut |_, _| {}).expect("drain");
-    (store.state_items().expect("items"), report.entries)
+    let queries = ledger_query::Queries::new(store.clone(), Arc::new(ledger_pricing::Pricing::bundled()));
+    let usage = queries.usage(ledger_bench::WABA_ID, "2025-09").expect("usage");
+    (
+        store.state_items().expect("items"),
+        report.entries,
+        sorted_usage(serde_json::to_value(usage).expect("json")),
+    )
+}
+
+/// A usage answer with its rows in a canonical order.
+fn sorted_usage(mut usage: serde_json::Value) -> serde_json::Value {
+    if let Some(rows) = usage["rows"].as_array_mut() {
+        rows.sort_by_key(|row| row.to_string());
+    }
+    usage
 }
 
 fn assert_same_state(partitioned: &StateItems, embedded: &StateItems) {
@@ -320,7 +336,8 @@ fn two_members_with_a_rebalance_mid_traffic_equal_one_embedded_run() {
 
     let ingest = Ledger::ingest(&broker, &ingest_dir);
     let webhook_url = ingest.url("/v1/webhooks/meta_cloud");
-    let a = Ledger::project(&broker, &a_dir, &[]);
+    let (a_port, b_port) = (free_port(), free_port());
+    let a = Ledger::project(&broker, &a_dir, a_port, &[b_port]);
     let (first, second) = webhooks.split_at(webhooks.len() / 2);
     post_all(&webhook_url, first);
     // The second member joins while the rest streams in: the group rebalances mid-traffic.
@@ -328,7 +345,7 @@ fn two_members_with_a_rebalance_mid_traffic_equal_one_embedded_run() {
         let (second, url) = (second.to_vec(), webhook_url.clone());
         std::thread::spawn(move || post_all(&url, &second))
     };
-    let b = Ledger::project(&broker, &b_dir, &[a.port]);
+    let b = Ledger::project(&broker, &b_dir, b_port, &[a_port]);
     poster.join().expect("poster");
     let owners = wait_caught_up(&broker, &[&a, &b]);
     let members_used: BTreeSet<usize> = owners.values().copied().collect();
@@ -343,13 +360,26 @@ fn two_members_with_a_rebalance_mid_traffic_equal_one_embedded_run() {
         assert_eq!(response.status(), 200, "timeline through member {}", member.port);
     }
 
+    let usage: Vec<serde_json::Value> = [&a, &b]
+        .iter()
+        .map(|member| {
+            let url = member.url(&format!("/v1/accounts/{}/usage?month=2025-09", ledger_bench::WABA_ID));
+            let response = agent().get(url).call().expect("usage");
+            assert_eq!(response.status(), 200);
+            sorted_usage(response.into_body().read_json().expect("json"))
+        })
+        .collect();
+    assert_eq!(usage[0], usage[1], "both members answer the account-wide sum");
+
     let ingest_entries = entry_ids(&broker);
     a.kill();
     b.kill();
     drop(ingest);
     let partitioned = partitioned_state(&owners, &[&a_dir, &b_dir]);
-    let (embedded, embedded_entries) = embedded_state(&dir.path().join("embedded"), &webhooks);
+    let (embedded, embedded_entries, embedded_usage) =
+        embedded_state(&dir.path().join("embedded"), &webhooks);
     assert_same_state(&partitioned, &embedded);
+    assert_eq!(usage[0], embedded_usage, "usage summed over the members");
     // Every journal entry reached the entries topic (at least once; the ids deduplicate).
     assert_eq!(ingest_entries.len(), embedded_entries, "distinct entry ids on {ENTRIES}");
 }
@@ -365,7 +395,7 @@ fn a_member_killed_mid_stream_resumes_without_loss_or_double_counting() {
 
     let (first, second) = webhooks.split_at(webhooks.len() / 2);
     post_all(&webhook_url, first);
-    let member = Ledger::project(&broker, &data, &[]);
+    let member = Ledger::project(&broker, &data, free_port(), &[]);
     let poster = {
         let (second, url) = (second.to_vec(), webhook_url.clone());
         std::thread::spawn(move || post_all(&url, &second))
@@ -379,10 +409,10 @@ fn a_member_killed_mid_stream_resumes_without_loss_or_double_counting() {
     member.kill();
     poster.join().expect("poster");
 
-    let member = Ledger::project(&broker, &data, &[]);
+    let member = Ledger::project(&broker, &data, free_port(), &[]);
     let owners = wait_caught_up(&broker, &[&member]);
     member.kill();
     let partitioned = partitioned_state(&owners, &[&data]);
-    let (embedded, _) = embedded_state(&dir.path().join("embedded"), &webhooks);
+    let (embedded, _, _) = embedded_state(&dir.path().join("embedded"), &webhooks);
     assert_same_state(&partitioned, &embedded);
 }
