@@ -207,7 +207,7 @@ impl GroupMember {
         pricing: Box<dyn Fn() -> Box<dyn EntryPricing> + Send>,
     ) -> Result<GroupMember, ProjectorError> {
         std::fs::create_dir_all(&options.data_dir)
-            .map_err(|e| ProjectorError::Publish(format!("creating {}: {e}", options.data_dir.display())))?;
+            .map_err(|e| ProjectorError::Group(format!("creating {}: {e}", options.data_dir.display())))?;
         let context = GroupContext {
             data_dir: options.data_dir.clone(),
             topic: options.kafka.topic.clone(),
@@ -286,7 +286,7 @@ impl GroupMember {
         if let Some(failure) =
             self.consumer.context().failure.lock().unwrap_or_else(PoisonError::into_inner).take()
         {
-            return Err(ProjectorError::Publish(failure));
+            return Err(ProjectorError::Group(failure));
         }
         let rebalanced = self.generation() != generation;
         if rebalanced {

@@ -38,6 +38,9 @@ pub enum ProjectorError {
     Store(#[from] StoreError),
     #[error("publishing entries: {0}")]
     Publish(String),
+    /// Kafka mode's group membership: the data directory, a partition's store, positioning.
+    #[error("projector group: {0}")]
+    Group(String),
 }
 
 /// One entry's move of an invoice aggregate, as pricing encodes its line.
