@@ -158,6 +158,8 @@ pub async fn run(brokers: Option<String>, contacts: usize, connections: usize) -
             entries_topic: None,
             batch_size: 8192,
             ledger: LedgerConfig::default(),
+            session_timeout: None,
+            max_poll_interval: ledger_projector::DEFAULT_MAX_POLL_INTERVAL,
         };
         let pricing = Arc::new(ledger_pricing::Pricing::bundled());
         let mut member = GroupMember::join(

@@ -25,6 +25,14 @@ pub struct ProjectArgs {
     /// Do not publish derived entries to the entries topic.
     #[arg(long)]
     pub no_entries: bool,
+    /// Milliseconds the group waits for a silent member before moving its partitions
+    /// [default: librdkafka's 45000].
+    #[arg(long, env = "LEDGER_KAFKA_SESSION_TIMEOUT_MS")]
+    pub session_timeout_ms: Option<u64>,
+    /// Longest pause between polls (and the rebalance timeout the member announces), in
+    /// milliseconds; must cover loading the largest partition [default: 600000].
+    #[arg(long, env = "LEDGER_KAFKA_MAX_POLL_INTERVAL_MS")]
+    pub max_poll_interval_ms: Option<u64>,
 }
 
 pub fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
@@ -64,6 +72,10 @@ pub fn project(args: &ProjectArgs) -> anyhow::Result<()> {
         entries_topic: (!args.no_entries).then(|| kafka.entries_topic.clone()),
         batch_size: config.batch_size,
         ledger: config.ledger,
+        session_timeout: args.session_timeout_ms.map(std::time::Duration::from_millis),
+        max_poll_interval: args
+            .max_poll_interval_ms
+            .map_or(ledger_projector::DEFAULT_MAX_POLL_INTERVAL, std::time::Duration::from_millis),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

@@ -62,6 +62,8 @@ fn start_member(options: &KafkaOptions, data: &std::path::Path) -> Running {
         entries_topic: Some(ledger_log::ENTRIES_TOPIC.into()),
         batch_size: 64,
         ledger: LedgerConfig::default(),
+        session_timeout: None,
+        max_poll_interval: ledger_projector::DEFAULT_MAX_POLL_INTERVAL,
     };
     let pricing = Arc::new(ledger_pricing::Pricing::bundled());
     let mut member = GroupMember::join(

@@ -34,6 +34,10 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::{EntryPricing, Projector, ProjectorError};
 
+/// Default of [`GroupOptions::max_poll_interval`]: loading a partition (replaying its prefix)
+/// happens between polls and takes minutes for a large one.
+pub const DEFAULT_MAX_POLL_INTERVAL: Duration = Duration::from_secs(600);
+
 /// The store offset name of a partition's projector.
 pub const PARTITION_CONSUMER: &str = "kafka";
 
@@ -49,6 +53,15 @@ pub struct GroupOptions {
     /// Most records taken per poll round.
     pub batch_size: usize,
     pub ledger: LedgerConfig,
+    /// How long the group waits for a silent member before giving its partitions to the others
+    /// (`session.timeout.ms`; librdkafka's default, 45 s, when unset). Shorter means faster
+    /// failover after a crash, longer tolerates longer pauses.
+    pub session_timeout: Option<Duration>,
+    /// Longest pause between polls before the member is considered stuck and leaves the group;
+    /// also the rebalance timeout it announces (how long the coordinator waits for members to
+    /// rejoin, which some brokers apply to crashed members too). Loading a large partition
+    /// happens between polls, so this bounds the partition size one member can take over.
+    pub max_poll_interval: Duration,
 }
 
 /// The store of one partition under a data directory.
@@ -218,9 +231,10 @@ impl GroupMember {
         };
         let mut config = options.kafka.consumer_config();
         config.set("group.id", &options.group_id);
-        // Loading a partition (replaying its prefix) happens between polls and can take minutes
-        // for a large one; the group must not evict the member meanwhile.
-        config.set("max.poll.interval.ms", "1800000");
+        config.set("max.poll.interval.ms", options.max_poll_interval.as_millis().to_string());
+        if let Some(timeout) = options.session_timeout {
+            config.set("session.timeout.ms", timeout.as_millis().to_string());
+        }
         let consumer: BaseConsumer<GroupContext> =
             config.create_with_context(context).map_err(kafka_error)?;
         consumer.subscribe(&[options.kafka.topic.as_str()]).map_err(kafka_error)?;

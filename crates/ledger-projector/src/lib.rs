@@ -22,7 +22,8 @@ use ledger_log::{EventLog, LogError, StoredRecord};
 use ledger_store::{DeadLetter, Scope, Store, StoreError};
 
 pub use group::{
-    partition_path, GroupMember, GroupOptions, OwnedPartition, Ownership, RoundReport, PARTITION_CONSUMER,
+    partition_path, GroupMember, GroupOptions, OwnedPartition, Ownership, RoundReport,
+    DEFAULT_MAX_POLL_INTERVAL, PARTITION_CONSUMER,
 };
 pub use snapshot::{MessageSnapshot, TimelineSnapshot};
 
