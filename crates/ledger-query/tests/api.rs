@@ -301,9 +301,18 @@ fn invoice_reconcile_and_attribution_routes() {
     assert_eq!(status, 200, "{body}");
     let value: Value = serde_json::from_slice(&delivered).expect("json");
     let waba = value["entry"][0]["id"].as_str().expect("waba").to_owned();
-    let entries = server.wait_for(&format!("/v1/entries?waba_id={waba}"));
-    let month =
-        entries.as_array().and_then(|e| e.first()).and_then(|e| e["local_month"].as_str()).map(str::to_owned);
+    // The entries route answers 200 at once; wait until the projector has written them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let month = loop {
+        let (status, entries) = server.get(&format!("/v1/entries?waba_id={waba}"));
+        assert_eq!(status, 200, "{entries}");
+        let month = entries.as_array().and_then(|e| e.first()).and_then(|e| e["local_month"].as_str());
+        if let Some(month) = month {
+            break Some(month.to_owned());
+        }
+        assert!(Instant::now() < deadline, "no entries projected");
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let month = month.expect("an entry with its month");
 
     let deadline = Instant::now() + Duration::from_secs(20);
