@@ -119,7 +119,9 @@ fn two_members_with_a_rebalance_equal_one_embedded_run() {
                 store.offset(PARTITION_CONSUMER).expect("offset") >= ends[p as usize]
             })
         });
-        if caught_up {
+        // The joining member gets its share once the group has rebalanced.
+        let members_owning: BTreeSet<usize> = owners.values().map(|(i, _)| *i).collect();
+        if caught_up && members_owning.len() == 2 {
             break owners;
         }
         assert!(Instant::now() < deadline, "members did not catch up; owners: {:?}", owners.keys());

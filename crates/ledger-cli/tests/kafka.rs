@@ -226,7 +226,8 @@ fn post_all(url: &str, webhooks: &[ledger_bench::Webhook]) {
     }
 }
 
-/// Waits until the members together own every partition at its end; returns who owns what.
+/// Waits until the members together own every partition at its end, each member owning some
+/// (a joining member gets its share once the group has rebalanced); returns who owns what.
 fn wait_caught_up(broker: &Broker, members: &[&Ledger]) -> BTreeMap<i32, usize> {
     let ends = broker.high_watermarks(EVENTS);
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -238,7 +239,8 @@ fn wait_caught_up(broker: &Broker, members: &[&Ledger]) -> BTreeMap<i32, usize> 
             }
         }
         let done = (0..PARTITIONS).all(|p| owners.get(&p).is_some_and(|(_, offset)| *offset >= ends[&p]));
-        if done {
+        let members_owning: BTreeSet<usize> = owners.values().map(|(i, _)| *i).collect();
+        if done && members_owning.len() == members.len() {
             return owners.into_iter().map(|(p, (i, _))| (p, i)).collect();
         }
         assert!(Instant::now() < deadline, "not caught up: owners {owners:?}, ends {ends:?}");
