@@ -151,21 +151,13 @@ pub async fn run(brokers: Option<String>, contacts: usize, connections: usize) -
     let mut members = Vec::new();
     let mut ownerships = Vec::new();
     for m in 0..2 {
-        let group = GroupOptions {
-            kafka: options.clone(),
-            group_id: format!("{topic}.projectors"),
-            data_dir: dir.path().join(format!("member-{m}")),
-            entries_topic: None,
-            batch_size: 8192,
-            ledger: LedgerConfig::default(),
-            session_timeout: None,
-            max_poll_interval: ledger_projector::DEFAULT_MAX_POLL_INTERVAL,
-        };
+        let group = GroupOptions::new(
+            options.clone(),
+            format!("{topic}.projectors"),
+            dir.path().join(format!("member-{m}")),
+        );
         let pricing = Arc::new(ledger_pricing::Pricing::bundled());
-        let mut member = GroupMember::join(
-            group,
-            Box::new(move || ledger_query::billing::projection_pricing(pricing.clone())),
-        )?;
+        let mut member = GroupMember::join(group, ledger_query::billing::partition_pricing(pricing))?;
         ownerships.push(member.ownership());
         let stop = stop.clone();
         members.push(std::thread::spawn(move || {

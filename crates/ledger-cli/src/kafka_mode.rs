@@ -65,18 +65,18 @@ pub fn project(args: &ProjectArgs) -> anyhow::Result<()> {
     let file = args.serve.file()?;
     let config = args.serve.resolve()?;
     let kafka = args.kafka.resolve(&file.kafka)?;
-    let group = ledger_projector::GroupOptions {
-        kafka: kafka.options.clone(),
-        group_id: kafka.group_id.clone(),
-        data_dir: config.data_dir.clone(),
-        entries_topic: (!args.no_entries).then(|| kafka.entries_topic.clone()),
-        batch_size: config.batch_size,
-        ledger: config.ledger,
-        session_timeout: args.session_timeout_ms.map(std::time::Duration::from_millis),
-        max_poll_interval: args
-            .max_poll_interval_ms
-            .map_or(ledger_projector::DEFAULT_MAX_POLL_INTERVAL, std::time::Duration::from_millis),
-    };
+    let mut group = ledger_projector::GroupOptions::new(
+        kafka.options.clone(),
+        kafka.group_id.clone(),
+        config.data_dir.clone(),
+    );
+    group.entries_topic = (!args.no_entries).then(|| kafka.entries_topic.clone());
+    group.batch_size = config.batch_size;
+    group.ledger = config.ledger;
+    group.session_timeout = args.session_timeout_ms.map(std::time::Duration::from_millis);
+    if let Some(ms) = args.max_poll_interval_ms {
+        group.max_poll_interval = std::time::Duration::from_millis(ms);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)

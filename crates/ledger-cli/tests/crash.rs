@@ -5,17 +5,16 @@
 //!
 //! Seeded: `CRASH_SEED` picks the traffic and the kill schedule (default 20261121).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ledger_core::{LedgerConfig, Timestamp};
+use ledger_core::Timestamp;
 use ledger_ingest::{Limits, Provider};
 use ledger_log::{EmbeddedLog, EmbeddedLogOptions, EventLog};
-use ledger_projector::{drain, Projector};
-use ledger_store::{Store, PROJECTOR};
 
 const ROUNDS: usize = 20;
 
@@ -51,18 +50,6 @@ fn wait_until_up(agent: &ureq::Agent, port: u16) {
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!("server did not come up");
-}
-
-/// Projects whatever the log holds beyond the store's offset, as a restarted server would.
-fn catch_up(data: &Path) -> ledger_store::StateDigest {
-    let log = EmbeddedLog::open(&data.join("log"), EmbeddedLogOptions::default()).expect("log");
-    let store = Arc::new(Store::open(&data.join("state")).expect("state"));
-    let pricing = ledger_query::billing::projection_pricing(Arc::new(ledger_pricing::Pricing::bundled()));
-    let mut projector =
-        Projector::resume(&log, store.clone(), PROJECTOR, LedgerConfig::default(), pricing, &mut |_, _| {})
-            .expect("resume");
-    drain(&mut projector, &log, 4096, log.end_offset(), &mut |_, _| {}).expect("drain");
-    store.digest().expect("digest")
 }
 
 fn event_ids_in_log(data: &Path) -> Vec<String> {
@@ -158,22 +145,8 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     assert_eq!(logged_sorted, expected_sorted, "the log holds exactly the acknowledged events");
 
     // The state after catching up equals a clean single run over the same webhooks.
-    let crashed = catch_up(&data);
-    let clean_dir = dir.path().join("clean");
-    {
-        let log = EmbeddedLog::open(&clean_dir.join("log"), EmbeddedLogOptions::default()).expect("log");
-        for webhook in &webhooks {
-            let (records, _) = ledger_query::ingest::prepare(
-                Provider::MetaCloud,
-                webhook.body.as_bytes(),
-                Timestamp(1),
-                &Limits::default(),
-            )
-            .expect("valid");
-            log.append(records).wait_blocking().expect("append");
-        }
-    }
-    let clean = catch_up(&clean_dir);
+    let crashed = common::catch_up(&data).0.digest().expect("digest");
+    let clean = common::embedded_run(&dir.path().join("clean"), &webhooks).0.digest().expect("digest");
     assert!(crashed.events > 0 && crashed.live_entries > 0, "the run produced state: {crashed:?}");
     assert_eq!(crashed, clean, "differences: {:?}", crashed.differences(&clean));
 }

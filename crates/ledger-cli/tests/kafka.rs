@@ -10,20 +10,16 @@
 //!
 //! The broker binary comes from `scripts/tansu.sh` (cached build) unless `TANSU_BIN` names one.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ledger_core::{LedgerConfig, Timestamp};
-use ledger_ingest::{Limits, Provider};
-use ledger_log::rdkafka::consumer::{BaseConsumer, Consumer};
-use ledger_log::rdkafka::message::{Headers, Message};
-use ledger_log::rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use ledger_log::{EmbeddedLog, EmbeddedLogOptions, EventLog};
-use ledger_projector::{drain, partition_path, Projector, PARTITION_CONSUMER};
-use ledger_store::{StateItems, Store, PROJECTOR};
+use ledger_projector::{partition_path, PARTITION_CONSUMER};
+use ledger_store::{StateItems, Store};
 
 const PARTITIONS: i32 = 4;
 const EVENTS: &str = "ledger.events.v1";
@@ -103,17 +99,10 @@ impl Broker {
     }
 
     fn high_watermarks(&self, topic: &str) -> BTreeMap<i32, u64> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .set("group.id", "kafka-test-watermarks")
-            .create()
-            .expect("consumer");
-        (0..PARTITIONS)
-            .map(|p| {
-                let (_, high) =
-                    consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks");
-                (p, high as u64)
-            })
+        common::high_watermarks(&self.bootstrap(), topic, PARTITIONS)
+            .into_iter()
+            .zip(0..)
+            .map(|(end, p)| (p, end))
             .collect()
     }
 }
@@ -261,23 +250,7 @@ fn partitioned_state(owners: &BTreeMap<i32, usize>, data_dirs: &[&Path]) -> Stat
 
 /// One embedded run over the same webhooks: its state, its entry count and its September usage.
 fn embedded_state(dir: &Path, webhooks: &[ledger_bench::Webhook]) -> (StateItems, usize, serde_json::Value) {
-    let log = EmbeddedLog::open(&dir.join("log"), EmbeddedLogOptions::default()).expect("log");
-    for webhook in webhooks {
-        let (records, _) = ledger_query::ingest::prepare(
-            Provider::MetaCloud,
-            webhook.body.as_bytes(),
-            Timestamp(1),
-            &Limits::default(),
-        )
-        .expect("valid");
-        log.append(records).wait_blocking().expect("append");
-    }
-    let store = Arc::new(Store::open(&dir.join("state")).expect("state"));
-    let pricing = ledger_query::billing::projection_pricing(Arc::new(ledger_pricing::Pricing::bundled()));
-    let mut projector =
-        Projector::resume(&log, store.clone(), PROJECTOR, LedgerConfig::default(), pricing, &mut |_, _| {})
-            .expect("resume");
-    let report = drain(&mut projector, &log, 4096, log.end_offset(), &mut |_, _| {}).expect("drain");
+    let (store, report) = common::embedded_run(dir, webhooks);
     let queries = ledger_query::Queries::new(store.clone(), Arc::new(ledger_pricing::Pricing::bundled()));
     let usage = queries.usage(ledger_bench::WABA_ID, "2025-09").expect("usage");
     (
@@ -306,32 +279,7 @@ fn assert_same_state(partitioned: &StateItems, embedded: &StateItems) {
 
 /// Distinct entry ids on the entries topic.
 fn entry_ids(broker: &Broker) -> BTreeSet<String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", "kafka-test-entries")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        assignment.add_partition_offset(ENTRIES, p, Offset::Beginning).expect("partition");
-    }
-    consumer.assign(&assignment).expect("assign");
-    let total: u64 = broker.high_watermarks(ENTRIES).values().sum();
-    let mut ids = BTreeSet::new();
-    let mut read = 0;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while read < total && Instant::now() < deadline {
-        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
-            let message = message.expect("entry message");
-            read += 1;
-            let headers = message.headers().expect("headers");
-            let id = headers.iter().find(|h| h.key == "entry-id").and_then(|h| h.value).expect("entry-id");
-            ids.insert(String::from_utf8_lossy(id).into_owned());
-        }
-    }
-    assert_eq!(read, total, "read the whole entries topic");
-    ids
+    common::entries_on_topic(&broker.bootstrap(), PARTITIONS).into_iter().map(|(_, id)| id).collect()
 }
 
 #[test]

@@ -64,6 +64,30 @@ pub struct GroupOptions {
     pub max_poll_interval: Duration,
 }
 
+impl GroupOptions {
+    /// Options with the defaults: no entries topic, 8,192 records per round, librdkafka's
+    /// session timeout, [`DEFAULT_MAX_POLL_INTERVAL`].
+    pub fn new(
+        kafka: KafkaOptions,
+        group_id: impl Into<String>,
+        data_dir: impl Into<PathBuf>,
+    ) -> GroupOptions {
+        GroupOptions {
+            kafka,
+            group_id: group_id.into(),
+            data_dir: data_dir.into(),
+            entries_topic: None,
+            batch_size: 8192,
+            ledger: LedgerConfig::default(),
+            session_timeout: None,
+            max_poll_interval: DEFAULT_MAX_POLL_INTERVAL,
+        }
+    }
+}
+
+/// Makes each partition's pricing (see [`GroupMember::join`]).
+pub type PricingFactory = Box<dyn Fn() -> Box<dyn EntryPricing> + Send>;
+
 /// The store of one partition under a data directory.
 pub fn partition_path(data_dir: &Path, partition: i32) -> PathBuf {
     data_dir.join(format!("partition-{partition}"))
@@ -192,7 +216,7 @@ struct Loaded {
 pub struct GroupMember {
     consumer: BaseConsumer<GroupContext>,
     options: GroupOptions,
-    pricing: Box<dyn Fn() -> Box<dyn EntryPricing> + Send>,
+    pricing: PricingFactory,
     entries: Option<ThreadedProducer<EntryDeliveries>>,
     loaded: HashMap<i32, Loaded>,
     ownership: Ownership,
@@ -215,10 +239,7 @@ pub struct RoundReport {
 impl GroupMember {
     /// Joins the group; `pricing` makes each partition's pricing (tier state is per partition
     /// replay, like the fold's).
-    pub fn join(
-        options: GroupOptions,
-        pricing: Box<dyn Fn() -> Box<dyn EntryPricing> + Send>,
-    ) -> Result<GroupMember, ProjectorError> {
+    pub fn join(options: GroupOptions, pricing: PricingFactory) -> Result<GroupMember, ProjectorError> {
         std::fs::create_dir_all(&options.data_dir)
             .map_err(|e| ProjectorError::Group(format!("creating {}: {e}", options.data_dir.display())))?;
         let context = GroupContext {

@@ -22,7 +22,7 @@ use ledger_log::{EventLog, LogError, StoredRecord};
 use ledger_store::{DeadLetter, Scope, Store, StoreError};
 
 pub use group::{
-    partition_path, GroupMember, GroupOptions, OwnedPartition, Ownership, RoundReport,
+    partition_path, GroupMember, GroupOptions, OwnedPartition, Ownership, PricingFactory, RoundReport,
     DEFAULT_MAX_POLL_INTERVAL, PARTITION_CONSUMER,
 };
 pub use snapshot::{MessageSnapshot, TimelineSnapshot};

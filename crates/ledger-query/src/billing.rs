@@ -41,6 +41,12 @@ pub fn projection_pricing(pricing: Arc<Pricing>) -> Box<dyn EntryPricing> {
     Box::new(PricedProjection { pricer: Pricer::new(pricing) })
 }
 
+/// A fresh projection pricing per partition, for Kafka mode's group members (tier accruals are
+/// rebuilt per partition like its fold state).
+pub fn partition_pricing(pricing: Arc<Pricing>) -> ledger_projector::PricingFactory {
+    Box::new(move || projection_pricing(pricing.clone()))
+}
+
 /// The ledger as the log stood at an instant.
 #[derive(Debug)]
 pub struct Replay {

@@ -196,11 +196,8 @@ pub async fn serve_member_on(
             .context("reading the events topic's partitions")?
     };
     let pricing = config.pricing.clone();
-    let mut member = ledger_projector::GroupMember::join(
-        group,
-        Box::new(move || crate::billing::projection_pricing(pricing.clone())),
-    )
-    .context("joining the projector group")?;
+    let mut member = ledger_projector::GroupMember::join(group, crate::billing::partition_pricing(pricing))
+        .context("joining the projector group")?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let state = Arc::new(crate::partitioned::MemberState {
         ownership: member.ownership(),

@@ -361,21 +361,7 @@ impl Store {
         }
         digest.parts.push(("events", events.digest128()));
 
-        let mut posted: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
-        let mut reversed: Vec<Vec<u8>> = Vec::new();
-        for item in self.db.iterator_cf(self.cf(ENTRIES), IteratorMode::Start) {
-            let (_, value) = item?;
-            let mut entry = decode_entry(&value)?;
-            if entry.action == ledger_proto::v1::EntryAction::Reverse as i32 {
-                reversed.push(entry.reverses);
-            } else {
-                let id = std::mem::take(&mut entry.id);
-                posted.insert(id, entry.encode_to_vec());
-            }
-        }
-        for id in reversed {
-            posted.remove(&id);
-        }
+        let posted = self.standing_entries()?;
         let mut live: Vec<u128> = posted.values().map(|bytes| xxh3_128(bytes)).collect();
         live.sort_unstable();
         digest.live_entries = live.len() as u64;
@@ -411,15 +397,9 @@ impl Store {
 }
 
 impl Store {
-    /// The state as comparable sets, for checking that stores split by partition together hold
-    /// what one store holds: merge the partitions' items ([`StateItems::merge`]) and compare.
-    /// Entries are kept without their ids and after reversals, like the digest.
-    pub fn state_items(&self) -> Result<StateItems, StoreError> {
-        let mut items = StateItems::default();
-        for item in self.db.iterator_cf(self.cf(EVENTS), IteratorMode::Start) {
-            let (key, _) = item?;
-            items.events.insert(key.to_vec());
-        }
+    /// The entries standing after reversals, by id, each encoded without its id (ids count
+    /// postings, so equal states can differ in them): what digests and comparisons look at.
+    fn standing_entries(&self) -> Result<HashMap<Vec<u8>, Vec<u8>>, StoreError> {
         let mut posted: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
         let mut reversed: Vec<Vec<u8>> = Vec::new();
         for item in self.db.iterator_cf(self.cf(ENTRIES), IteratorMode::Start) {
@@ -435,7 +415,19 @@ impl Store {
         for id in reversed {
             posted.remove(&id);
         }
-        for bytes in posted.into_values() {
+        Ok(posted)
+    }
+
+    /// The state as comparable sets, for checking that stores split by partition together hold
+    /// what one store holds: merge the partitions' items ([`StateItems::merge`]) and compare.
+    /// Entries are kept without their ids and after reversals, like the digest.
+    pub fn state_items(&self) -> Result<StateItems, StoreError> {
+        let mut items = StateItems::default();
+        for item in self.db.iterator_cf(self.cf(EVENTS), IteratorMode::Start) {
+            let (key, _) = item?;
+            items.events.insert(key.to_vec());
+        }
+        for bytes in self.standing_entries()?.into_values() {
             *items.live_entries.entry(bytes).or_default() += 1;
         }
         for family in [USAGE, BILLING] {
