@@ -123,7 +123,9 @@ struct RebalanceLog {
 struct GroupContext {
     data_dir: PathBuf,
     topic: String,
-    /// Stores opened by the callback for newly assigned partitions, to read their offsets.
+    /// Every partition store this member has opened. Kept open for the process's life: a
+    /// released partition's store may still be referenced (a query in flight), and RocksDB's lock
+    /// would refuse a second open if the partition came back meanwhile.
     opened: Mutex<HashMap<i32, Arc<Store>>>,
     /// Partitions whose projector is already loaded: their position is the projector's.
     positions: Mutex<HashMap<i32, u64>>,
@@ -182,24 +184,27 @@ impl ConsumerContext for GroupContext {
 }
 
 impl GroupContext {
+    /// The partition's store, opened once per process (see `opened`).
+    fn store_of(&self, partition: i32) -> Result<Arc<Store>, String> {
+        let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(store) = opened.get(&partition) {
+            return Ok(store.clone());
+        }
+        let path = partition_path(&self.data_dir, partition);
+        let store = Arc::new(
+            Store::open(&path)
+                .map_err(|e| format!("opening {} for partition {partition}: {e}", path.display()))?,
+        );
+        opened.insert(partition, store.clone());
+        Ok(store)
+    }
+
     fn position_of(&self, partition: i32) -> Result<u64, String> {
         if let Some(&position) = self.positions.lock().unwrap_or_else(PoisonError::into_inner).get(&partition)
         {
             return Ok(position);
         }
-        let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
-        let store = match opened.get(&partition) {
-            Some(store) => store.clone(),
-            None => {
-                let path = partition_path(&self.data_dir, partition);
-                let store = Arc::new(
-                    Store::open(&path)
-                        .map_err(|e| format!("opening {} for partition {partition}: {e}", path.display()))?,
-                );
-                opened.insert(partition, store.clone());
-                store
-            }
-        };
+        let store = self.store_of(partition)?;
         store.offset(PARTITION_CONSUMER).map_err(|e| format!("reading partition {partition}'s offset: {e}"))
     }
 }
@@ -403,7 +408,6 @@ impl GroupMember {
             self.loaded.remove(&partition);
             let context = self.consumer.context();
             context.positions.lock().unwrap_or_else(PoisonError::into_inner).remove(&partition);
-            context.opened.lock().unwrap_or_else(PoisonError::into_inner).remove(&partition);
             tracing::info!(partition, "partition released");
         }
         let mut ownership = BTreeMap::new();
@@ -439,10 +443,7 @@ impl GroupMember {
     /// Rebuilds a newly assigned partition's fold state from its log prefix.
     fn load(&mut self, partition: i32) -> Result<(), ProjectorError> {
         let context = self.consumer.context();
-        let store = match context.opened.lock().unwrap_or_else(PoisonError::into_inner).get(&partition) {
-            Some(store) => store.clone(),
-            None => Arc::new(Store::open(&partition_path(&self.options.data_dir, partition))?),
-        };
+        let store = context.store_of(partition).map_err(ProjectorError::Group)?;
         let reader = PartitionReader::open(&self.options.kafka, partition)?;
         let started = Instant::now();
         let mut last_report = Instant::now();
