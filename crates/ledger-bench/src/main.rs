@@ -420,6 +420,7 @@ fn synthetic_entry(i: usize, contacts: usize, at: i64) -> ledger_core::Entry {
             declared_category: None,
         },
         reported: None,
+        participants: Vec::new(),
         context: BillingContext {
             waba_id: "bench-waba".into(),
             contact: ledger_core::ContactKey::new("bench-phone", &user),
@@ -459,7 +460,7 @@ fn invoice(contacts: usize, entries: usize) -> anyhow::Result<()> {
         for i in done..(done + batch_size).min(entries) {
             let at = september_2025 + (i as i64 * month_seconds) / entries as i64;
             let entry = synthetic_entry(i, contacts, at);
-            if let Some(priced) = pricer.price(&entry) {
+            for priced in pricer.price(&entry) {
                 batch.add_billing(
                     &priced.waba_id,
                     &priced.month.to_string(),

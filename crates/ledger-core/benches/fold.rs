@@ -70,6 +70,7 @@ fn status(user: &str, message: &str, status: DeliveryStatus, at: i64, received: 
         message_id: message.into(),
         status,
         recipient: Some(user.into()),
+        participant: None,
         errors: Vec::new(),
         reported: None,
     });

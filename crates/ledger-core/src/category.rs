@@ -100,6 +100,11 @@ pub enum PricingCategory {
     ReferralConversion,
     UserInitiated,
     BusinessInitiated,
+    /// Group messages (R59): charged per participant delivered to, at each one's market rate.
+    GroupMarketing,
+    /// R59: free inside the group's customer service window; never tier-eligible.
+    GroupUtility,
+    GroupService,
 }
 
 impl PricingCategory {
@@ -113,6 +118,28 @@ impl PricingCategory {
             PricingCategory::ReferralConversion => "referral_conversion",
             PricingCategory::UserInitiated => "user_initiated",
             PricingCategory::BusinessInitiated => "business_initiated",
+            PricingCategory::GroupMarketing => "group_marketing",
+            PricingCategory::GroupUtility => "group_utility",
+            PricingCategory::GroupService => "group_service",
+        }
+    }
+
+    /// A group message's category (R59).
+    pub fn is_group(self) -> bool {
+        matches!(
+            self,
+            PricingCategory::GroupMarketing | PricingCategory::GroupUtility | PricingCategory::GroupService
+        )
+    }
+
+    /// The rate-card category a group category is charged at ("at each recipient's country
+    /// rate", R59, S13); every other category is its own.
+    pub fn rate_category(self) -> PricingCategory {
+        match self {
+            PricingCategory::GroupMarketing => PricingCategory::Marketing,
+            PricingCategory::GroupUtility => PricingCategory::Utility,
+            PricingCategory::GroupService => PricingCategory::Service,
+            other => other,
         }
     }
 }

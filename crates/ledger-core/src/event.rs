@@ -264,6 +264,10 @@ pub struct MessageStatus {
     /// `recipient_id` as reported (a phone number, or empty for business-scoped ids).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient: Option<Arc<str>>,
+    /// Group messages (R59): the participant this status is about (`recipient_participant_id`,
+    /// a phone number, else the business-scoped user id); `recipient` is then the group id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<StatusError>,
     /// Whatever the provider said about pricing; kept for reconciliation, never trusted over

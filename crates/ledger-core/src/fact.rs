@@ -201,9 +201,20 @@ pub struct MessageBilled {
     pub classification: Classification,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported: Option<Arc<ReportedPricing>>,
+    /// Group messages (R59): the participants it was delivered to, sorted. A charge is made
+    /// per participant, at each one's market rate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub participants: Vec<Arc<str>>,
     pub context: BillingContext,
     pub rules: RulePath,
     pub evidence: Vec<EventId>,
+}
+
+impl MessageBilled {
+    /// How many charges the message makes: one, or one per group participant reached (R59).
+    pub fn quantity(&self) -> u64 {
+        self.participants.len().max(1) as u64
+    }
 }
 
 impl Fact {

@@ -47,8 +47,13 @@ impl Resolution {
         if !conversation && fact.is_conversation_based() {
             return None;
         }
+        let group = matches!(fact, Fact::MessageBilled(m) if m.category.is_group());
         Some(match self.free_reason {
             None => PricingType::Regular,
+            // R59: group messages free inside the group's window.
+            Some(FreeReason::CustomerServiceWindow | FreeReason::NonTemplate) if group => {
+                PricingType::FreeGroupCustomerService
+            }
             Some(FreeReason::EntryPoint) => PricingType::FreeEntryPoint,
             Some(FreeReason::FreeTier) if conversation => PricingType::FreeTier,
             Some(

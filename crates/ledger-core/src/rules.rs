@@ -59,6 +59,7 @@ rules! {
     R52 = "R52": "per-message pricing: free markers free_customer_service / free_entry_point",
     R53 = "R53": "per-message pricing: a reply within 24 h of an entry point opens a free 72 h window",
     R56 = "R56": "a utility conversation spanning the switch absorbs utility templates until it ends",
+    R59 = "R59": "a group message is charged once per participant it was delivered to; the group shares one service window",
     R80 = "R80": "era 5: 1,000 free service messages per phone number per local month, then charged",
     R81 = "R81": "era 5: utility templates inside the service window are charged",
     R82 = "R82": "era 5: the entry point window stays open up to 7 days",

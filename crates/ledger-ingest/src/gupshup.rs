@@ -181,6 +181,7 @@ pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, Inge
         message_id: id.into(),
         status,
         recipient: Some(user.into()),
+        participant: None,
         errors: Vec::new(),
         reported,
     });

@@ -185,6 +185,7 @@ pub fn normalize(body: &[u8], received_at: Timestamp) -> Result<Normalized, Inge
                         message_id: report.message_id.as_ref().into(),
                         status,
                         recipient: Some(user.into()),
+                        participant: None,
                         errors,
                         reported: None,
                     });

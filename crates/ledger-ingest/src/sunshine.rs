@@ -216,6 +216,7 @@ fn delivery(
         message_id: message_id.into(),
         status,
         recipient: None,
+        participant: None,
         errors,
         reported: None,
     });

@@ -62,14 +62,17 @@ impl LineKey {
     }
 }
 
-/// One entry's contribution to an invoice.
+/// One entry's contribution to an invoice line. A group message contributes one per market its
+/// participants are in (R59).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PricedEntry {
     pub waba_id: String,
     /// The charge's month in the WABA's time zone.
     pub month: LocalMonth,
     pub line: LineKey,
-    /// +1 for a posting, −1 for a reversal.
+    /// The recipients' country (ISO 3166 alpha-2), when their numbers parse.
+    pub country: Option<String>,
+    /// Charges on the line: +1 per recipient for a posting, −1 per recipient for a reversal.
     pub quantity: i64,
 }
 
@@ -95,7 +98,10 @@ pub struct Pricer {
 /// How a fact is priced, before tiers.
 struct Decision<'a> {
     unit: &'static str,
+    /// The line's category: the rate category, or a group category (R59).
     category: String,
+    /// The card category the rate is read under (a group category's base category).
+    rate_category: String,
     located: Located,
     local_date: NaiveDate,
     currency: String,
@@ -108,27 +114,53 @@ impl Pricer {
         Pricer { pricing, accrued: Default::default(), positions: Default::default() }
     }
 
-    /// The market of an entry's recipient on its charge date (R5).
-    pub fn market(&self, entry: &Entry) -> String {
+    /// The markets of an entry's recipients on its charge date (R5), with how many recipients
+    /// each: one recipient, or a group message's participants (R59).
+    pub fn markets(&self, entry: &Entry) -> Vec<(String, u64)> {
         let fact = &entry.fact;
-        self.pricing.locate(fact, local_date(fact)).market
+        let date = local_date(fact);
+        let mut markets: Vec<(String, u64)> = Vec::with_capacity(1);
+        for recipient in recipients(fact) {
+            let market = self.pricing.markets.locate(recipient, date).market;
+            match markets.iter_mut().find(|(m, _)| *m == market) {
+                Some((_, count)) => *count += 1,
+                None => markets.push((market, 1)),
+            }
+        }
+        markets
     }
 
-    /// The entry's invoice line and quantity; `None` for messages priced with their
-    /// conversation (CBP messages never carry a charge of their own, R10, R21).
-    pub fn price(&mut self, entry: &Entry) -> Option<PricedEntry> {
+    /// The entry's invoice lines and quantities; none for messages priced with their
+    /// conversation (CBP messages never carry a charge of their own, R10, R21). A group message
+    /// is charged once per participant delivered to, at each one's market rate (R59, S13): one
+    /// line per distinct (market, rate).
+    pub fn price(&mut self, entry: &Entry) -> Vec<PricedEntry> {
         let fact = &entry.fact;
         if let Fact::MessageBilled(m) = &**fact {
             if m.pricing_model == PricingModel::Cbp {
-                return None;
+                return Vec::new();
             }
         }
-        let pricing = self.pricing.clone();
-        let decision = pricing.decide(fact, entry.billable);
-        let quantity = match entry.action {
+        let sign = match entry.action {
             EntryAction::Post => 1,
             EntryAction::Reverse => -1,
         };
+        let mut lines: Vec<PricedEntry> = Vec::with_capacity(1);
+        for recipient in recipients(fact) {
+            let priced = self.price_for(entry, recipient, sign);
+            match lines.iter_mut().find(|l| l.line == priced.line) {
+                Some(same) => same.quantity += sign,
+                None => lines.push(priced),
+            }
+        }
+        lines
+    }
+
+    /// One recipient's charge for an entry.
+    fn price_for(&mut self, entry: &Entry, recipient: &str, quantity: i64) -> PricedEntry {
+        let fact = &entry.fact;
+        let pricing = self.pricing.clone();
+        let decision = pricing.decide(fact, entry.billable, recipient);
         let pricing_type = entry.pricing_type.map_or("within_conversation", |p| p.as_str()).to_owned();
         let mut line = LineKey {
             unit: decision.unit.to_owned(),
@@ -157,7 +189,7 @@ impl Pricer {
                         decision.currency, decision.local_date
                     ))
                 }
-                (Some(card), market) => match card.rate(market, &decision.category, position.unwrap_or(1)) {
+                (Some(card), market) => match card.rate(market, &decision.rate_category, position.unwrap_or(1)) {
                     Some(tier) => {
                         line.unit_rate = Some(tier.rate);
                         line.tier = position.map(|_| tier.label());
@@ -165,33 +197,31 @@ impl Pricer {
                     None => {
                         line.unpriced = Some(format!(
                             "card {} has no {} rate for {market}",
-                            card.effective_from, decision.category
+                            card.effective_from, decision.rate_category
                         ))
                     }
                 },
             }
         }
-        Some(PricedEntry {
+        PricedEntry {
             waba_id: fact.context().waba_id.to_string(),
             month: fact.context().local_month,
             line,
+            country: decision.located.country,
             quantity,
-        })
+        }
     }
 
-    /// The rate category a billable fact is charged under (R29 decides authentication).
+    /// The category a billable fact is charged under (R29 decides authentication; group
+    /// messages keep their group category, R59).
     pub fn rate_category(&self, fact: &Fact) -> Option<String> {
-        Some(self.pricing.decide(fact, true).category)
-    }
-
-    /// The recipient's country (ISO 3166 alpha-2), when its number parses.
-    pub fn country(&self, entry: &Entry) -> Option<String> {
-        self.pricing.locate(&entry.fact, local_date(&entry.fact)).country
+        let recipient = recipients(fact).next()?;
+        Some(self.pricing.decide(fact, true, recipient).category)
     }
 
     /// The list (first-tier) rate of `category` for the fact's market on the card in force.
     pub fn list_rate(&self, fact: &Fact, category: &str) -> Option<(Money, String)> {
-        let decision = self.pricing.decide(fact, false);
+        let decision = self.pricing.decide(fact, false, recipients(fact).next()?);
         let card = decision.card?;
         let tier = card.rate(&decision.located.market, category, 1)?;
         Some((tier.rate, decision.currency))
@@ -205,9 +235,11 @@ impl Pricer {
         let family = match message.category {
             PricingCategory::Utility => "utility",
             PricingCategory::Authentication => "authentication",
+            // R59: group utility messages are not tier-eligible (nor, by this ledger's reading,
+            // any other group delivery: they never accrue).
             _ => return None,
         };
-        if message.pricing_model != PricingModel::Pmp {
+        if message.pricing_model != PricingModel::Pmp || !message.participants.is_empty() {
             return None;
         }
         let key = TierKey {
@@ -249,27 +281,33 @@ pub(crate) fn date_in(tz: Tz, at: Timestamp) -> NaiveDate {
         .unwrap_or_default()
 }
 
-impl Pricing {
-    /// Where the fact's recipient is: the send record's or status's number, else the contact's
-    /// user id when it is a `wa_id` (digits).
-    pub(crate) fn locate(&self, fact: &Fact, date: NaiveDate) -> Located {
-        let context = fact.context();
-        let recipient =
-            context.recipient.as_deref().filter(|r| !r.is_empty()).unwrap_or(&context.contact.user_id);
-        self.markets.locate(recipient, date)
-    }
+/// Whom a fact charges: a group message's participants (R59), else the send record's or
+/// status's number, else the contact's user id (a `wa_id` when it is digits).
+pub(crate) fn recipients(fact: &Fact) -> impl Iterator<Item = &str> {
+    let participants = match fact {
+        Fact::MessageBilled(m) => &m.participants[..],
+        Fact::ConversationOpened(_) => &[],
+    };
+    let context = fact.context();
+    let single = participants.is_empty().then(|| {
+        context.recipient.as_deref().filter(|r| !r.is_empty()).unwrap_or(&context.contact.user_id)
+    });
+    participants.iter().map(|p| &**p).chain(single)
+}
 
-    fn decide(&self, fact: &Fact, billable: bool) -> Decision<'_> {
+impl Pricing {
+    fn decide(&self, fact: &Fact, billable: bool, recipient: &str) -> Decision<'_> {
         let context = fact.context();
         let local_date = local_date(fact);
-        let located = self.locate(fact, local_date);
+        let located = self.markets.locate(recipient, local_date);
         let (business, currency, settings) = self.business_of(context.waba_id.as_str());
         let card = self.book.card(currency, local_date);
-        let (unit, category) = match fact {
-            Fact::ConversationOpened(c) => ("conversation", c.category.as_str()),
-            Fact::MessageBilled(m) => ("message", m.category.as_str()),
+        let (unit, category, rate_category) = match fact {
+            Fact::ConversationOpened(c) => ("conversation", c.category.as_str(), c.category.as_str()),
+            Fact::MessageBilled(m) => ("message", m.category.as_str(), m.category.rate_category().as_str()),
         };
         let mut category = category.to_owned();
+        let mut rate_category = rate_category.to_owned();
         // R29: the international rate, where the business is eligible and the recipient is abroad.
         if billable && category == "authentication" {
             if let (Some(settings), Some(country), Some(card)) = (settings, located.country.as_deref(), card)
@@ -281,6 +319,7 @@ impl Pricing {
                         && card.has(&located.market, "authentication_international")
                     {
                         category = "authentication_international".to_owned();
+                        rate_category = category.clone();
                     }
                 }
             }
@@ -291,12 +330,14 @@ impl Pricing {
             if let Some(card) = card {
                 if !card.has(&located.market, "service") {
                     category = "utility".to_owned();
+                    rate_category = category.clone();
                 }
             }
         }
         Decision {
             unit,
             category,
+            rate_category,
             located,
             local_date,
             currency: currency.to_owned(),

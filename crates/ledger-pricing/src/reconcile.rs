@@ -230,6 +230,8 @@ pub fn reconcile_period(
         category: String,
         pricing_type: String,
         conversation_type: &'static str,
+        count: i64,
+        /// The unit rate of each of the `count` charges.
         amount: Option<Money>,
     }
     let mut ours = Vec::new();
@@ -247,20 +249,22 @@ pub fn reconcile_period(
         if !wanted {
             continue;
         }
-        let priced = pricer.price(entry);
-        let category = priced.as_ref().map_or_else(String::new, |p| p.line.category.clone());
-        ours.push(Ours {
-            at: entry.fact.at().0,
-            country: pricer.country(entry),
-            category: category.to_ascii_uppercase(),
-            pricing_type: entry.pricing_type.map_or("", |p| p.as_str()).to_ascii_uppercase(),
-            conversation_type: match entry.free_reason {
-                Some(ledger_core::FreeReason::EntryPoint) => "FREE_ENTRY_POINT",
-                Some(ledger_core::FreeReason::FreeTier) => "FREE_TIER",
-                _ => "REGULAR",
-            },
-            amount: priced.and_then(|p| p.line.unit_rate),
-        });
+        // A group message counts once per participant, in each one's country (R59).
+        for priced in pricer.price(entry) {
+            ours.push(Ours {
+                at: entry.fact.at().0,
+                country: priced.country,
+                category: priced.line.category.to_ascii_uppercase(),
+                pricing_type: entry.pricing_type.map_or("", |p| p.as_str()).to_ascii_uppercase(),
+                conversation_type: match entry.free_reason {
+                    Some(ledger_core::FreeReason::EntryPoint) => "FREE_ENTRY_POINT",
+                    Some(ledger_core::FreeReason::FreeTier) => "FREE_TIER",
+                    _ => "REGULAR",
+                },
+                count: priced.quantity,
+                amount: priced.line.unit_rate,
+            });
+        }
     }
     let mut rows = Vec::with_capacity(points.len());
     for point in points {
@@ -293,8 +297,9 @@ pub fn reconcile_period(
         });
         let (mut count, mut cost) = (0i64, Money::ZERO);
         for o in matching {
-            count += 1;
-            cost = cost.checked_add(o.amount.unwrap_or(Money::ZERO)).unwrap_or(cost);
+            count += o.count;
+            let amount = o.amount.unwrap_or(Money::ZERO).times(o.count).unwrap_or(Money::ZERO);
+            cost = cost.checked_add(amount).unwrap_or(cost);
         }
         let theirs = point.volume.or(point.conversation).unwrap_or(0);
         let mut exceeds = tolerance.exceeded(count as f64, theirs as f64);

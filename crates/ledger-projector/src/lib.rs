@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
-use ledger_core::{ContactKey, Entry, Event, EventKind, Ingested, Ledger, LedgerConfig, WabaId};
+use ledger_core::{ContactKey, Entry, Event, EventKind, Fact, Ingested, Ledger, LedgerConfig, WabaId};
 use ledger_log::{EventLog, LogError, StoredRecord};
 use ledger_store::{DeadLetter, Scope, Store, StoreError};
 
@@ -59,8 +59,11 @@ pub struct BillingLine {
 /// order, including while the log prefix is re-folded at start, so stateful pricing (volume tiers)
 /// is rebuilt exactly.
 pub trait EntryPricing: Send {
-    fn market(&self, entry: &Entry) -> String;
-    fn price(&mut self, entry: &Entry) -> Option<BillingLine>;
+    /// The markets of the entry's recipients, with how many recipients each (one, or a group
+    /// message's participants, R59), for the usage counters.
+    fn markets(&self, entry: &Entry) -> Vec<(String, u64)>;
+    /// The entry's priced invoice lines (several for a group message across markets).
+    fn price(&mut self, entry: &Entry) -> Vec<BillingLine>;
 }
 
 /// Counting without pricing: every recipient under `unknown`, no invoice lines.
@@ -68,12 +71,16 @@ pub trait EntryPricing: Send {
 pub struct Unpriced;
 
 impl EntryPricing for Unpriced {
-    fn market(&self, _entry: &Entry) -> String {
-        "unknown".to_owned()
+    fn markets(&self, entry: &Entry) -> Vec<(String, u64)> {
+        let recipients = match &*entry.fact {
+            Fact::MessageBilled(message) => message.quantity(),
+            Fact::ConversationOpened(_) => 1,
+        };
+        vec![("unknown".to_owned(), recipients)]
     }
 
-    fn price(&mut self, _entry: &Entry) -> Option<BillingLine> {
-        None
+    fn price(&mut self, _entry: &Entry) -> Vec<BillingLine> {
+        Vec::new()
     }
 }
 
@@ -264,9 +271,8 @@ impl Projector {
             }
         }
         for entry in &entries {
-            let market = self.pricing.market(entry);
-            batch.put_entry(entry, &market);
-            if let Some(priced) = self.pricing.price(entry) {
+            batch.put_entry(entry, &self.pricing.markets(entry));
+            for priced in self.pricing.price(entry) {
                 batch.add_billing(&priced.waba_id, &priced.month, &priced.line, priced.quantity);
             }
         }

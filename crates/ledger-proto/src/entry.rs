@@ -59,6 +59,7 @@ impl From<&ledger_core::Entry> for v1::Entry {
                     .into(),
                 allowance: allowance(&m.charge),
                 reported: m.reported.as_deref().map(reported_to_proto),
+                participants: m.participants.iter().map(|p| p.to_string()).collect(),
             }),
         };
         v1::Entry {

@@ -138,6 +138,7 @@ impl From<&core::Event> for v1::Event {
                 message_id: s.message_id.to_string(),
                 status: status_to_proto(s.status).into(),
                 recipient: s.recipient.as_deref().map(str::to_owned),
+                participant: s.participant.as_deref().map(str::to_owned),
                 errors: s
                     .errors
                     .iter()
@@ -225,6 +226,7 @@ impl TryFrom<v1::Event> for core::Event {
                 status: status_from_proto(s.status)?,
                 message_id: s.message_id.into(),
                 recipient: s.recipient.map(Into::into),
+                participant: s.participant.map(Into::into),
                 errors: s
                     .errors
                     .into_iter()

@@ -129,14 +129,16 @@ fn kind() -> impl Strategy<Value = EventKind> {
                 DeliveryStatus::Failed
             ]),
             opt_text(),
+            opt_text(),
             prop::collection::vec((any::<i64>(), "[a-z ]{0,12}"), 0..3),
             prop::option::of(reported()),
         )
-            .prop_map(|(id, status, recipient, errors, reported)| {
+            .prop_map(|(id, status, recipient, participant, errors, reported)| {
                 EventKind::MessageStatus(MessageStatus {
                     message_id: id.into(),
                     status,
                     recipient: recipient.map(Into::into),
+                    participant: participant.map(Into::into),
                     errors: errors.into_iter().map(|(code, title)| StatusError { code, title }).collect(),
                     reported,
                 })
@@ -250,6 +252,7 @@ fn entries_map_to_protobuf_field_by_field() {
         message_id: "wamid.M1".into(),
         status: DeliveryStatus::Delivered,
         recipient: None,
+        participant: None,
         errors: vec![],
         reported: None,
     };

@@ -23,17 +23,20 @@ pub struct PricedProjection {
 }
 
 impl EntryPricing for PricedProjection {
-    fn market(&self, entry: &Entry) -> String {
-        self.pricer.market(entry)
+    fn markets(&self, entry: &Entry) -> Vec<(String, u64)> {
+        self.pricer.markets(entry)
     }
 
-    fn price(&mut self, entry: &Entry) -> Option<BillingLine> {
-        self.pricer.price(entry).map(|priced| BillingLine {
-            waba_id: priced.waba_id,
-            month: priced.month.to_string(),
-            line: priced.line.encode(),
-            quantity: priced.quantity,
-        })
+    fn price(&mut self, entry: &Entry) -> Vec<BillingLine> {
+        let lines = self.pricer.price(entry).into_iter();
+        lines
+            .map(|priced| BillingLine {
+                waba_id: priced.waba_id,
+                month: priced.month.to_string(),
+                line: priced.line.encode(),
+                quantity: priced.quantity,
+            })
+            .collect()
     }
 }
 
@@ -93,7 +96,7 @@ impl Replay {
                 let start = replay.journal.len();
                 let _ = replay.ledger.apply(event, &mut replay.journal);
                 for entry in &replay.journal[start..] {
-                    if let Some(priced) = pricer.price(entry) {
+                    for priced in pricer.price(entry) {
                         replay.book.add(priced);
                     }
                 }

@@ -207,13 +207,16 @@ impl Queries {
                 Fact::ConversationOpened(c) => ("conversation", c.category.as_str()),
                 Fact::MessageBilled(m) => ("message", m.category.as_str()),
             };
-            let key = (
-                unit.to_owned(),
-                category.to_owned(),
-                pricer.market(entry),
-                entry.pricing_type.map_or("within_conversation", |p| p.as_str()).to_owned(),
-            );
-            *counts.entry(key).or_default() += if entry.action == EntryAction::Post { 1 } else { -1 };
+            let sign = if entry.action == EntryAction::Post { 1 } else { -1 };
+            for (market, recipients) in pricer.markets(entry) {
+                let key = (
+                    unit.to_owned(),
+                    category.to_owned(),
+                    market,
+                    entry.pricing_type.map_or("within_conversation", |p| p.as_str()).to_owned(),
+                );
+                *counts.entry(key).or_default() += sign * recipients as i64;
+            }
         }
         let mut view = UsageView {
             waba_id: waba_id.to_owned(),

@@ -556,8 +556,9 @@ impl StateBatch<'_> {
     }
 
     /// Appends a journal entry, indexes it under its contact and account, and moves the usage
-    /// counter it belongs to (`market` comes from pricing's market mapping).
-    pub fn put_entry(&mut self, entry: &Entry, market: &str) {
+    /// counters it belongs to: `markets` (from pricing's market mapping) says how many of its
+    /// recipients are in each market — one recipient, or a group message's participants (R59).
+    pub fn put_entry(&mut self, entry: &Entry, markets: &[(String, u64)]) {
         let encoded = ledger_proto::encode_entry(entry);
         self.batch.put_cf(self.store.cf(ENTRIES), keys::entry_key(entry.id.0), encoded);
         let context = entry.fact.context();
@@ -577,20 +578,22 @@ impl StateBatch<'_> {
             Fact::ConversationOpened(c) => ("conversation", c.category.as_str()),
             Fact::MessageBilled(m) => ("message", m.category.as_str()),
         };
-        let usage = UsageKey {
-            waba_id: waba_id.to_owned(),
-            month: context.local_month.to_string(),
-            unit: unit.to_owned(),
-            category: category.to_owned(),
-            market: market.to_owned(),
-            // Messages inside a conversation are priced with it: no pricing type of their own.
-            pricing_type: entry.pricing_type.map_or("within_conversation", |p| p.as_str()).to_owned(),
-        };
-        let delta = match entry.action {
+        let sign = match entry.action {
             EntryAction::Post => 1,
             EntryAction::Reverse => -1,
         };
-        *self.usage.entry(keys::usage_key(&usage)).or_default() += delta;
+        for (market, recipients) in markets {
+            let usage = UsageKey {
+                waba_id: waba_id.to_owned(),
+                month: context.local_month.to_string(),
+                unit: unit.to_owned(),
+                category: category.to_owned(),
+                market: market.clone(),
+                // Messages inside a conversation are priced with it: no pricing type of their own.
+                pricing_type: entry.pricing_type.map_or("within_conversation", |p| p.as_str()).to_owned(),
+            };
+            *self.usage.entry(keys::usage_key(&usage)).or_default() += sign * *recipients as i64;
+        }
     }
 
     /// Moves an invoice aggregate: `line` is pricing's encoding of the priced line.

@@ -22,6 +22,8 @@ pub(crate) struct StatusObs {
     pub at: Timestamp,
     pub status: DeliveryStatus,
     pub recipient: Option<Arc<str>>,
+    /// The group participant the status is about (R59).
+    pub participant: Option<Arc<str>>,
     /// Shared with the facts that cite it; most statuses carry none.
     pub reported: Option<Arc<ReportedPricing>>,
 }
@@ -33,6 +35,7 @@ impl StatusObs {
             at,
             status: status.status,
             recipient: status.recipient,
+            participant: status.participant,
             reported: status.reported.map(Arc::new),
         }
     }
@@ -77,8 +80,30 @@ impl MessageState {
                 (obs.status.proves_delivery() && obs.key() < current.key())
                     || obs.has_outcome()
                     || (obs.status == DeliveryStatus::Sent && self.send.is_none())
+                    || (obs.status.proves_delivery() && self.adds_participant(obs))
             }
         }
+    }
+
+    /// Whether `obs` proves delivery to a group participant not yet known to have it (R59).
+    fn adds_participant(&self, obs: &StatusObs) -> bool {
+        let Some(participant) = &obs.participant else { return false };
+        !self.statuses.iter().any(|s| s.status.proves_delivery() && s.participant.as_ref() == Some(participant))
+    }
+
+    /// Group messages (R59): each participant the message reached, sorted, with the first
+    /// status (by the merge order) proving its delivery. Empty for one-to-one messages.
+    pub fn delivered_participants(&self) -> Vec<(&Arc<str>, &StatusObs)> {
+        let mut reached: Vec<(&Arc<str>, &StatusObs)> = Vec::new();
+        for status in self.statuses.iter().filter(|s| s.status.proves_delivery()) {
+            if let Some(participant) = &status.participant {
+                if !reached.iter().any(|(p, _)| *p == participant) {
+                    reached.push((participant, status));
+                }
+            }
+        }
+        reached.sort_by(|a, b| a.0.cmp(b.0));
+        reached
     }
 
     pub fn add_report(&mut self, at: Timestamp, event_id: EventId, reported: ReportedPricing) {

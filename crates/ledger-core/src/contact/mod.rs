@@ -186,8 +186,33 @@ impl ContactLedger {
                     self.refold(ctx, diff);
                 }
             }
+            (Some(before), Some(after)) if before.differs_only_in_participants(&after) => {
+                self.reach_participants(&before, &after, ctx, diff)
+            }
             _ => self.refold(ctx, diff),
         }
+    }
+
+    /// A group message reached more participants (R59). Participants never change the pair's
+    /// state, so only the message's own fact changes: re-post it with the new participants and
+    /// evidence instead of re-folding the group's whole history for every participant's status.
+    fn reach_participants(&mut self, before: &Delivery, after: &Delivery, ctx: &FoldContext<'_>, diff: &mut FactDiff) {
+        let position = self.facts.iter().position(|(_, fact)| {
+            matches!(&**fact, Fact::MessageBilled(m) if m.message_id == after.message_id && m.evidence == before.evidence)
+        });
+        let Some(position) = position else {
+            // Not posted as a plain message fact (held, or evidence shaped by an entry point).
+            return self.refold(ctx, diff);
+        };
+        let (id, old) = self.facts[position].clone();
+        let Fact::MessageBilled(message) = &*old else { unreachable!("matched above") };
+        let mut updated = message.clone();
+        updated.participants = after.participants.clone();
+        updated.evidence = after.evidence.clone();
+        let fact = (id, Arc::new(Fact::MessageBilled(updated)));
+        self.facts[position] = fact.clone();
+        diff.removed.push((id, old));
+        diff.added.push(fact);
     }
 
     /// Re-evaluates everything and reports the difference to what was concluded before: facts
@@ -223,9 +248,16 @@ impl ContactLedger {
         if classification.class.is_none() && ctx.clock.era_at(delivered.at) != Era::ConversationsV1 {
             return None;
         }
-        let mut evidence = Vec::with_capacity(3);
+        let reached = message.delivered_participants();
+        let mut evidence = Vec::with_capacity(3 + reached.len());
         evidence.extend(message.send.as_ref().map(|s| s.event_id.clone()));
         evidence.push(delivered.event_id.clone());
+        // R59: each participant's charge rests on the status proving its delivery.
+        for (_, status) in &reached {
+            if status.event_id != delivered.event_id {
+                evidence.push(status.event_id.clone());
+            }
+        }
         evidence.extend(change_event);
         Some(Delivery {
             message_id: message_id.clone(),
@@ -235,6 +267,7 @@ impl ContactLedger {
             marketing_lite: message.send.as_ref().is_some_and(|s| s.record.marketing_lite),
             reported: message.reported().cloned(),
             recipient: message.recipient().cloned(),
+            participants: reached.into_iter().map(|(participant, _)| participant.clone()).collect(),
             evidence,
         })
     }
@@ -335,6 +368,7 @@ fn preview_send(state: &PairState, ctx: &FoldContext<'_>, class: MessageClass, a
         marketing_lite: false,
         reported: None,
         recipient: None,
+        participants: Vec::new(),
         evidence: Vec::new(),
     };
     let mut facts = Vec::new();

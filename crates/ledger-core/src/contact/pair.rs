@@ -60,7 +60,24 @@ pub(crate) struct Delivery {
     pub marketing_lite: bool,
     pub reported: Option<Arc<ReportedPricing>>,
     pub recipient: Option<Arc<str>>,
+    /// Group messages (R59): the participants it was delivered to, sorted; empty otherwise.
+    pub participants: Vec<Arc<str>>,
     pub evidence: Vec<EventId>,
+}
+
+impl Delivery {
+    /// A message to a group (R59): known by its participants' statuses.
+    pub fn to_group(&self) -> bool {
+        !self.participants.is_empty()
+    }
+
+    /// Both are group deliveries that differ only in whom they reached (and the evidence of it).
+    pub fn differs_only_in_participants(&self, other: &Delivery) -> bool {
+        self.to_group()
+            && other.to_group()
+            && Delivery { participants: Vec::new(), evidence: Vec::new(), ..self.clone() }
+                == Delivery { participants: Vec::new(), evidence: Vec::new(), ..other.clone() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,6 +319,10 @@ impl PairState {
         let era5 = step.era == Era::PaidService;
         // R56 / Q12: only utility conversations opened before the switch span it.
         self.conversations.retain(|c| c.category == ConversationCategory::Utility);
+        if d.to_group() {
+            self.group_message(step);
+            return;
+        }
 
         if self.entry_window.is_some() {
             step.message(
@@ -411,6 +432,50 @@ impl PairState {
             }
             None => {}
         }
+    }
+}
+
+impl PairState {
+    /// R59: a message to a group follows per-message pricing, with the group's one customer
+    /// service window (any participant's message opens it: the pair's user is the group) and
+    /// the group categories. The charge is per participant delivered to; pricing multiplies.
+    /// Entry points do not apply: Click-to-WhatsApp ads open one-to-one chats.
+    fn group_message(&mut self, step: &mut Step<'_, '_>) {
+        let d = step.d;
+        let csw_open = self.service_window_open(d.at);
+        let era5 = step.era == Era::PaidService;
+        let (category, charge, rules): (PricingCategory, Charge, &[Rule]) = match d.classification.class {
+            Some(MessageClass::Template(TemplateCategory::Marketing)) => {
+                (PricingCategory::GroupMarketing, Charge::Billable, &[Rule::R59, Rule::R51])
+            }
+            // Era 5 ends the free-in-window utility template for groups as for everyone (R81).
+            Some(MessageClass::Template(TemplateCategory::Utility)) if era5 => {
+                (PricingCategory::GroupUtility, Charge::Billable, &[Rule::R59, Rule::R81])
+            }
+            Some(MessageClass::Template(TemplateCategory::Utility)) if csw_open => (
+                PricingCategory::GroupUtility,
+                Charge::Free(FreeReason::CustomerServiceWindow),
+                &[Rule::R59, Rule::R1],
+            ),
+            Some(MessageClass::Template(TemplateCategory::Utility)) => {
+                (PricingCategory::GroupUtility, Charge::Billable, &[Rule::R59, Rule::R51])
+            }
+            // R59 names no group authentication category: charged as authentication, per
+            // participant.
+            Some(MessageClass::Template(TemplateCategory::Authentication)) => {
+                (PricingCategory::Authentication, Charge::Billable, &[Rule::R59, Rule::R51])
+            }
+            Some(MessageClass::NonTemplate) if csw_open => (
+                PricingCategory::GroupService,
+                Charge::Free(FreeReason::CustomerServiceWindow),
+                &[Rule::R59, Rule::R1],
+            ),
+            Some(MessageClass::NonTemplate) => {
+                (PricingCategory::GroupService, Charge::Free(FreeReason::NonTemplate), &[Rule::R59, Rule::R51])
+            }
+            None => return,
+        };
+        step.message(PricingModel::Pmp, category, charge, None, rules);
     }
 }
 
@@ -542,6 +607,7 @@ impl Step<'_, '_> {
             conversation,
             classification: d.classification.clone(),
             reported: d.reported.clone(),
+            participants: d.participants.clone(),
             context: self.context(d.at),
             rules: self.rules(rules),
             evidence: d.evidence.clone(),

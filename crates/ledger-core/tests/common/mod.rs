@@ -148,10 +148,32 @@ impl Given {
             message_id: message.into(),
             status,
             recipient: Some(self.user.as_str().into()),
+            participant: None,
             errors: Vec::new(),
             reported,
         });
         self.push(format!("status:{message}:{name}:{}", self.time(h).0), self.time(h), kind);
+        self
+    }
+
+    /// A status about one participant of a group (R59): the harness's user is the group id.
+    pub fn participant_status(
+        &mut self,
+        message: &str,
+        participant: &str,
+        status: DeliveryStatus,
+        h: f64,
+    ) -> &mut Self {
+        let name = format!("{status:?}").to_lowercase();
+        let kind = EventKind::MessageStatus(MessageStatus {
+            message_id: message.into(),
+            status,
+            recipient: Some(self.user.as_str().into()),
+            participant: Some(participant.into()),
+            errors: Vec::new(),
+            reported: None,
+        });
+        self.push(format!("status:{message}:{name}:{participant}"), self.time(h), kind);
         self
     }
 

@@ -166,8 +166,11 @@ fn inbound_event(
     message: &InboundMessagePayload<'_>,
     path: PathFn<'_>,
 ) -> Result<Event, IngestError> {
-    // The phone number (`from`) when Meta sends one, else the business-scoped user id.
-    let user = non_empty(&message.from)
+    // R59: a participant's message in a group opens the group's one customer service window, so
+    // the pair is (phone number, group) as for the group's statuses. Otherwise the phone
+    // number (`from`) when Meta sends one, else the business-scoped user id.
+    let user = non_empty(&message.group_id)
+        .or_else(|| non_empty(&message.from))
         .or_else(|| non_empty(&message.from_user_id))
         .or_else(|| contacts.first().and_then(|c| non_empty(&c.user_id)))
         .ok_or_else(|| {
@@ -242,6 +245,7 @@ fn status_event(
         message_id: status.id.as_ref().into(),
         status: delivery,
         recipient: recipient.map(Into::into),
+        participant: participant.map(Into::into),
         errors: status
             .errors
             .iter()

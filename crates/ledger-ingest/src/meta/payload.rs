@@ -109,6 +109,9 @@ pub(super) struct InboundMessagePayload<'a> {
     pub from: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub from_user_id: Option<Cow<'a, str>>,
+    /// Set on messages a participant wrote in a group (R59).
+    #[serde(default, borrow)]
+    pub group_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub id: Cow<'a, str>,
     pub timestamp: UnixSeconds,

@@ -103,6 +103,7 @@ impl History {
             message_id: id.as_str().into(),
             status: DeliveryStatus::Delivered,
             recipient: Some(user.into()),
+            participant: None,
             errors: Vec::new(),
             reported: None,
         });
@@ -120,7 +121,7 @@ impl History {
             ledger.apply(event.clone(), &mut entries).expect("valid event");
         }
         for entry in &entries {
-            if let Some(priced) = pricer.price(entry) {
+            for priced in pricer.price(entry) {
                 book.add(priced);
             }
         }
