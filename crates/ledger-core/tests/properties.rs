@@ -1,6 +1,6 @@
 //! Invariants of the fold (ARCHITECTURE decisions 1, 3, 4), over random multi-contact histories
 //! that cross eras, carry entry points, out-of-order/duplicate/failed statuses, statuses without
-//! send records, late settings and late category changes:
+//! send records, group participants' statuses (R59), late settings and late category changes:
 //!
 //! - any permutation and any duplication of the events gives the same entries after netting;
 //! - the journal nets to exactly the live entries (nothing is edited in place);
@@ -22,8 +22,18 @@ const CASES: u32 = 256;
 
 #[derive(Debug, Clone)]
 enum Action {
-    Inbound { quarter: i64, via_ad: bool },
-    Send { quarter: i64, class: u8, record: bool, statuses: Vec<(u8, i64)>, reported: Option<u8> },
+    Inbound {
+        quarter: i64,
+        via_ad: bool,
+    },
+    /// Statuses: (kind, delay, group participant). A participant makes the contact a group (R59).
+    Send {
+        quarter: i64,
+        class: u8,
+        record: bool,
+        statuses: Vec<(u8, i64, Option<u8>)>,
+        reported: Option<u8>,
+    },
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -33,7 +43,7 @@ fn action() -> impl Strategy<Value = Action> {
             0i64..480,
             0u8..4,
             prop::bool::weighted(0.85),
-            prop::collection::vec((0u8..5, 0i64..12), 0..4),
+            prop::collection::vec((0u8..5, 0i64..12, prop::option::weighted(0.3, 0u8..3)), 0..5),
             prop::option::weighted(0.4, 0u8..4),
         )
             .prop_map(|(quarter, class, record, statuses, reported)| Action::Send {
@@ -111,7 +121,7 @@ fn build(g: &mut Given, action: &Action) {
             if !record {
                 g.events.pop();
             }
-            for (status, delay) in statuses {
+            for (status, delay, participant) in statuses {
                 let status = [
                     DeliveryStatus::Sent,
                     DeliveryStatus::Delivered,
@@ -137,7 +147,12 @@ fn build(g: &mut Given, action: &Action) {
                     }),
                     ..ReportedPricing::default()
                 });
-                g.status_reported(&id, status, h(*quarter) + h(*delay), report);
+                match participant {
+                    Some(p) => {
+                        g.participant_status(&id, &format!("91987654321{p}"), status, h(*quarter) + h(*delay))
+                    }
+                    None => g.status_reported(&id, status, h(*quarter) + h(*delay), report),
+                };
             }
         }
     }

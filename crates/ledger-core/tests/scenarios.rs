@@ -1,4 +1,4 @@
-//! The spec's documented scenarios S1–S10 and derived scenarios D1–D8 (billing-rules.md §6),
+//! The spec's documented scenarios S1–S10 and S13 and derived scenarios D1–D8 (billing-rules.md §6),
 //! each as given / when / then over the pure fold. Times are hours from T0.
 
 mod common;
@@ -418,4 +418,122 @@ fn d8_out_of_order_statuses_charge_once_at_the_earliest_delivery() {
     let posts = then.journal.iter().filter(|e| e.reverses.is_none()).count();
     let reversals = then.journal.iter().filter(|e| e.reverses.is_some()).count();
     assert_eq!((posts, reversals), (2, 1));
+}
+
+// S13 — groups (R59). The pair's user is the group id; statuses name the participant.
+
+const GROUP: &str = "120363000000000001";
+
+fn participant(n: usize) -> String {
+    format!("91987654320{n}")
+}
+
+/// A marketing template to a group of five, delivered to the first `reached` participants (the
+/// others' statuses stop at `sent`).
+fn s13(reached: usize) -> (Given, String) {
+    let mut g = Given::at(ERA4).for_user(GROUP);
+    let id = g.send(0.0, template(Marketing));
+    for n in 0..5 {
+        let status = if n < reached { DeliveryStatus::Delivered } else { DeliveryStatus::Sent };
+        g.participant_status(&id, &participant(n), status, 0.01 * n as f64);
+    }
+    (g, id)
+}
+
+#[test]
+fn s13_group_marketing_is_charged_once_per_participant_delivered_to() {
+    for reached in [5, 4] {
+        let (g, id) = s13(reached);
+        let then = g.fold();
+        let (entry, message) = then.message(&id);
+        assert!(entry.billable);
+        assert_eq!(message.category, PricingCategory::GroupMarketing);
+        assert_eq!(entry.pricing_type, Some(PricingType::Regular));
+        assert_eq!(message.quantity(), reached as u64, "delivered to {reached}");
+        let expected: Vec<String> = (0..reached).map(participant).collect();
+        let got: Vec<String> = message.participants.iter().map(|p| p.to_string()).collect();
+        assert_eq!(got, expected);
+        assert!(message.rules.contains(&ledger_core::rules::Rule::R59));
+        // The charge instant is the first participant's delivery (R4).
+        assert_eq!(then.h(message.delivered_at), 0.0);
+        // Each participant's charge rests on the status proving its delivery.
+        assert_eq!(message.evidence.len(), 1 + reached);
+    }
+}
+
+#[test]
+fn s13_a_participant_delivered_late_reposts_the_message_with_one_more_charge() {
+    let (mut g, id) = s13(4);
+    // Later traffic in the group, then the fifth participant's delivery arrives.
+    g.user_message(2.0);
+    g.free_form(3.0);
+    g.participant_status(&id, &participant(4), DeliveryStatus::Delivered, 5.0);
+    let then = g.fold();
+    let (_, message) = then.message(&id);
+    assert_eq!(message.quantity(), 5);
+    assert_eq!(then.h(message.delivered_at), 0.0);
+    // Each participant's delivery reversed the posting before it and re-posted the message
+    // (never an edit): the late fifth reverses the four-participant posting.
+    let of_message: Vec<_> = then
+        .journal
+        .iter()
+        .filter_map(|e| match &*e.fact {
+            ledger_core::Fact::MessageBilled(m) if m.message_id.as_str() == id => {
+                Some((e.reverses.is_some(), m.quantity()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        of_message,
+        vec![
+            (false, 1),
+            (true, 1),
+            (false, 2),
+            (true, 2),
+            (false, 3),
+            (true, 3),
+            (false, 4),
+            (true, 4),
+            (false, 5)
+        ]
+    );
+    // Same answer as when every status arrived in time order.
+    let mut in_order = g.events.clone();
+    in_order.sort_by_key(|e| e.event_time);
+    let mut reference = g.clone();
+    reference.events = in_order;
+    let reference = reference.fold();
+    assert_eq!(reference.message(&id).1, message);
+}
+
+#[test]
+fn r59_any_participant_message_opens_the_group_service_window() {
+    let mut g = Given::at(ERA4).for_user(GROUP);
+    g.user_message(0.0);
+    let in_window = g.send(1.0, template(Utility));
+    g.participant_status(&in_window, &participant(0), DeliveryStatus::Delivered, 1.0);
+    g.participant_status(&in_window, &participant(1), DeliveryStatus::Read, 1.1);
+    let reply = g.send(2.0, ledger_core::SendContent::NonTemplate { kind: "text".into() });
+    g.participant_status(&reply, &participant(0), DeliveryStatus::Delivered, 2.0);
+    let outside = g.send(30.0, template(Utility));
+    g.participant_status(&outside, &participant(0), DeliveryStatus::Delivered, 30.0);
+    g.participant_status(&outside, &participant(1), DeliveryStatus::Delivered, 30.0);
+    let then = g.fold();
+
+    let (entry, message) = then.message(&in_window);
+    assert_eq!(message.category, PricingCategory::GroupUtility);
+    assert_eq!(entry.free_reason, Some(FreeReason::CustomerServiceWindow));
+    assert_eq!(entry.pricing_type, Some(PricingType::FreeGroupCustomerService));
+    assert_eq!(message.quantity(), 2, "read proves delivery (W4)");
+
+    let (entry, message) = then.message(&reply);
+    assert_eq!(message.category, PricingCategory::GroupService);
+    assert_eq!(entry.pricing_type, Some(PricingType::FreeGroupCustomerService));
+
+    let (entry, message) = then.message(&outside);
+    assert_eq!(message.category, PricingCategory::GroupUtility);
+    assert!(entry.billable);
+    assert_eq!(entry.pricing_type, Some(PricingType::Regular));
+    assert_eq!(message.quantity(), 2);
 }

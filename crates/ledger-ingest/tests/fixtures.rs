@@ -92,6 +92,9 @@ fn describe(normalized: &Normalized, out: &mut String) {
                 if let Some(recipient) = &s.recipient {
                     let _ = write!(out, " recipient={recipient}");
                 }
+                if let Some(participant) = &s.participant {
+                    let _ = write!(out, " participant={participant}");
+                }
                 for error in &s.errors {
                     let _ = write!(out, " error={}", error.code);
                 }

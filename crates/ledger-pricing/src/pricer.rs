@@ -189,18 +189,20 @@ impl Pricer {
                         decision.currency, decision.local_date
                     ))
                 }
-                (Some(card), market) => match card.rate(market, &decision.rate_category, position.unwrap_or(1)) {
-                    Some(tier) => {
-                        line.unit_rate = Some(tier.rate);
-                        line.tier = position.map(|_| tier.label());
+                (Some(card), market) => {
+                    match card.rate(market, &decision.rate_category, position.unwrap_or(1)) {
+                        Some(tier) => {
+                            line.unit_rate = Some(tier.rate);
+                            line.tier = position.map(|_| tier.label());
+                        }
+                        None => {
+                            line.unpriced = Some(format!(
+                                "card {} has no {} rate for {market}",
+                                card.effective_from, decision.rate_category
+                            ))
+                        }
                     }
-                    None => {
-                        line.unpriced = Some(format!(
-                            "card {} has no {} rate for {market}",
-                            card.effective_from, decision.rate_category
-                        ))
-                    }
-                },
+                }
             }
         }
         PricedEntry {
@@ -289,9 +291,9 @@ pub(crate) fn recipients(fact: &Fact) -> impl Iterator<Item = &str> {
         Fact::ConversationOpened(_) => &[],
     };
     let context = fact.context();
-    let single = participants.is_empty().then(|| {
-        context.recipient.as_deref().filter(|r| !r.is_empty()).unwrap_or(&context.contact.user_id)
-    });
+    let single = participants
+        .is_empty()
+        .then(|| context.recipient.as_deref().filter(|r| !r.is_empty()).unwrap_or(&context.contact.user_id));
     participants.iter().map(|p| &**p).chain(single)
 }
 

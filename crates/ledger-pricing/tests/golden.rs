@@ -70,6 +70,20 @@ fn s8_era4() {
 }
 
 #[test]
+fn s13_groups_era4() {
+    let participants: Vec<String> = (0..5).map(|n| format!("91987654320{n}")).collect();
+    let all: Vec<&str> = participants.iter().map(String::as_str).collect();
+    let mut h = History::at(ERA4);
+    // S13: a marketing template to a group of five, delivered to five; another delivered to four.
+    h.delivered_to_group("w", "group-a", 0.0, Marketing, &all);
+    h.delivered_to_group("w", "group-b", 1.0, Marketing, &all[..4]);
+    // R59: a participant writes in group-a; a utility template inside its window is free.
+    h.user_message("w", "group-a", 2.0, None);
+    h.delivered_to_group("w", "group-a", 3.0, Utility, &all);
+    golden_invoice("s13-era4.csv", &h, "w", "2025-09");
+}
+
+#[test]
 fn d6_entry_point_window_era4() {
     let mut h = History::at(ERA4);
     h.user_message("w", INDIA, 0.0, Some("ad-7"));

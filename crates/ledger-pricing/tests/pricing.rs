@@ -269,3 +269,72 @@ fn r5_markets_follow_calling_codes_area_codes_and_dates() {
     assert_eq!(markets.locate("77012345678", kazakhstan_standalone).market, "Kazakhstan");
     assert_eq!(markets.locate("US.123456", before).market, "unknown", "a business-scoped id is not a number");
 }
+
+// S13 / R59 — group messages: one charge per participant delivered to, at each one's rate.
+
+const GROUP: &str = "120363000000000001";
+
+fn indian(n: usize) -> String {
+    format!("91987654320{n}")
+}
+
+#[test]
+fn s13_group_marketing_to_five_delivered_to_five_then_four_at_the_july_2025_india_rate() {
+    for (reached, amount) in [(5i64, "0.0535"), (4, "0.0428")] {
+        let participants: Vec<String> = (0..reached as usize).map(indian).collect();
+        let reached_refs: Vec<&str> = participants.iter().map(String::as_str).collect();
+        let mut h = History::at(ERA4);
+        h.delivered_to_group("w", GROUP, 0.0, Marketing, &reached_refs);
+        let invoice = invoice(&h.price(Pricing::bundled()), "w", "2025-09");
+        assert_eq!(charged(&invoice), vec![row("group_marketing", "India", None, reached, amount)]);
+        assert_eq!(invoice.lines[0].unit_rate.map(|r| r.to_string()).as_deref(), Some("0.0107"));
+        assert_eq!(invoice.totals.charged, reached);
+    }
+}
+
+#[test]
+fn s13_each_participant_is_charged_at_its_own_country_rate() {
+    let text = "effective_from,currency,market,category,tier_from,tier_to,rate
+2025-07-01,USD,India,marketing,1,MAX,0.0107
+2025-07-01,USD,Brazil,marketing,1,MAX,0.0625
+";
+    let card = RateCard::from_csv("two-markets.csv", text, &bundled_markets()).expect("card");
+    let pricing = Pricing::new(bundled_markets(), vec![card], PricingSettings::default()).expect("pricing");
+    let mut h = History::at(ERA4);
+    h.delivered_to_group(
+        "w",
+        GROUP,
+        0.0,
+        Marketing,
+        &[&indian(0), "5511987654321", &indian(1), "5521987654321"],
+    );
+    let invoice = invoice(&h.price(pricing), "w", "2025-09");
+    assert_eq!(
+        charged(&invoice),
+        vec![
+            row("group_marketing", "Brazil", None, 2, "0.125"),
+            row("group_marketing", "India", None, 2, "0.0214")
+        ]
+    );
+    assert_eq!(invoice.totals.amount.to_string(), "0.1464");
+}
+
+#[test]
+fn r59_group_utility_is_charged_at_the_list_rate_and_does_not_move_the_tier() {
+    let mut h = History::at(ERA4);
+    for i in 0..3 {
+        h.delivered("w", INDIA, f64::from(i), Some(Utility));
+    }
+    // Outside any service window: billable, four participants, not tier-eligible (R59).
+    h.delivered_to_group("w", GROUP, 4.0, Utility, &[&indian(0), &indian(1), &indian(2), &indian(3)]);
+    h.delivered("w", INDIA, 5.0, Some(Utility));
+    let invoice = invoice(&h.price(tiered("")), "w", "2025-09");
+    assert_eq!(
+        charged(&invoice),
+        vec![
+            row("group_utility", "India", None, 4, "0.0056"),
+            row("utility", "India", Some("1:3"), 3, "0.0042"),
+            row("utility", "India", Some("4:6"), 1, "0.001"),
+        ]
+    );
+}

@@ -256,7 +256,7 @@ fn entries_map_to_protobuf_field_by_field() {
         errors: vec![],
         reported: None,
     };
-    ledger.apply(event("send", t0, EventKind::SendRecord(send)), &mut journal).expect("ok");
+    ledger.apply(event("send", t0, EventKind::SendRecord(send.clone())), &mut journal).expect("ok");
     ledger.apply(event("delivered", t0 + 5, EventKind::MessageStatus(delivered)), &mut journal).expect("ok");
     assert_eq!(journal.len(), 1);
     let bytes = ledger_proto::encode_entry(&journal[0]);
@@ -280,4 +280,31 @@ fn entries_map_to_protobuf_field_by_field() {
         ("wamid.M1", "PMP", "marketing", t0 + 5)
     );
     assert_eq!(message.template_name.as_deref(), Some("promo"));
+    assert!(message.participants.is_empty());
+
+    // R59: the same template to a group, delivered to two participants: both are on the entry.
+    let to_group = |id: &str, at: i64, kind: EventKind| Event {
+        contact: Some(ContactKey::new("pn-1", "group-1")),
+        ..event(id, at, kind)
+    };
+    let send = SendRecord { message_id: "wamid.G1".into(), recipient: Some("group-1".into()), ..send };
+    ledger.apply(to_group("send-g", t0 + 10, EventKind::SendRecord(send)), &mut journal).expect("ok");
+    for (n, participant) in ["919876543211", "919876543210"].into_iter().enumerate() {
+        let delivered = MessageStatus {
+            message_id: "wamid.G1".into(),
+            status: DeliveryStatus::Delivered,
+            recipient: Some("group-1".into()),
+            participant: Some(participant.into()),
+            errors: vec![],
+            reported: None,
+        };
+        let kind = EventKind::MessageStatus(delivered);
+        ledger.apply(to_group(&format!("delivered-{n}"), t0 + 11, kind), &mut journal).expect("ok");
+    }
+    let entry = v1::Entry::decode(ledger_proto::encode_entry(journal.last().expect("entry")).as_slice())
+        .expect("decodes");
+    let Some(v1::entry::Fact::MessageBilled(message)) = entry.fact else { panic!("message_billed") };
+    assert_eq!(message.category, "group_marketing");
+    assert_eq!(message.participants, vec!["919876543210".to_owned(), "919876543211".to_owned()]);
+    assert_eq!(entry.evidence, vec!["send-g".to_owned(), "delivered-0".to_owned(), "delivered-1".to_owned()]);
 }

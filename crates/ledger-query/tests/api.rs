@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ledger_core::LedgerConfig;
 use ledger_ingest::Limits;
 use ledger_query::ingest::Secrets;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn fixture(relative: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/webhooks").join(relative);
@@ -358,4 +358,74 @@ fn invoice_reconcile_and_attribution_routes() {
     let (status, sources) = server.get(&format!("/v1/accounts/{waba}/attribution?month={month}"));
     assert_eq!(status, 200, "{sources}");
     assert!(sources.is_array(), "{sources}");
+}
+
+/// S13 through the service: a send record to a group, then Meta's per-participant statuses (the
+/// shape of `meta-cloud/pywa-status-read-group.json`). Usage and the invoice count one charge
+/// per participant delivered to, each at its market's rate (R59).
+#[test]
+fn a_group_message_is_counted_and_invoiced_per_participant() {
+    let server = Server::start(Secrets::default());
+    let (waba, phone, group) = ("waba-groups", "pn-groups", "120363000000000001");
+    let sent_at = 1_756_800_000; // 2025-09-02: per-message pricing, the 2025-07-01 card
+    let send = json!({
+        "message_id": "wamid.G1", "waba_id": waba, "phone_number_id": phone, "recipient": group,
+        "sent_at": sent_at,
+        "template": {"name": "promo", "language": "en", "category": "marketing"}
+    });
+    let (status, body) = server.post("/v1/sends", "application/json", &[], send.to_string().as_bytes());
+    assert_eq!(status, 200, "{body}");
+    let participants = ["919876543210", "919876543211", "919876543212"];
+    for (n, participant) in participants.iter().enumerate() {
+        // The third participant's status stops at `sent`: only two are delivered.
+        let state = if n < 2 { "delivered" } else { "sent" };
+        let webhook = json!({"object": "whatsapp_business_account", "entry": [{"id": waba, "changes": [{
+            "field": "messages",
+            "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550001111", "phone_number_id": phone},
+                "statuses": [{
+                    "id": "wamid.G1", "status": state, "timestamp": (sent_at + 5).to_string(),
+                    "recipient_id": group, "recipient_type": "group",
+                    "recipient_participant_id": participant,
+                    "pricing": {"billable": true, "pricing_model": "PMP", "type": "regular",
+                                "category": "group_marketing"}
+                }]
+            }
+        }]}]});
+        let (status, body) =
+            server.post("/v1/webhooks/meta_cloud", "application/json", &[], webhook.to_string().as_bytes());
+        assert_eq!(status, 200, "{body}");
+    }
+    let end = server.log_end();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let usage = loop {
+        let (status, usage) = server.get(&format!("/v1/accounts/{waba}/usage?month=2025-09"));
+        assert_eq!(status, 200, "{usage}");
+        if usage["messages"].as_i64() == Some(2) {
+            break usage;
+        }
+        assert!(Instant::now() < deadline, "log end {end}, usage {usage}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let row = &usage["rows"][0];
+    assert_eq!(
+        (row["category"].as_str(), row["market"].as_str(), row["count"].as_i64()),
+        (Some("group_marketing"), Some("India"), Some(2)),
+        "{usage}"
+    );
+    let (status, invoice) = server.get(&format!("/v1/accounts/{waba}/invoice?month=2025-09"));
+    assert_eq!(status, 200, "{invoice}");
+    let line = &invoice["lines"][0];
+    assert_eq!(
+        (line["category"].as_str(), line["count"].as_i64(), line["amount"].as_str()),
+        (Some("group_marketing"), Some(2), Some("0.0214")),
+        "{invoice}"
+    );
+    // The provider's report agrees with our classification of the group message.
+    let (status, report) =
+        server.post(&format!("/v1/accounts/{waba}/reconcile?month=2025-09"), "application/json", &[], b"");
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["messages"]["compared"], 1, "{report}");
+    assert_eq!(report["messages"]["differences"].as_array().map(Vec::len), Some(0), "{report}");
 }

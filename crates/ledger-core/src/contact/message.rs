@@ -80,15 +80,18 @@ impl MessageState {
                 (obs.status.proves_delivery() && obs.key() < current.key())
                     || obs.has_outcome()
                     || (obs.status == DeliveryStatus::Sent && self.send.is_none())
-                    || (obs.status.proves_delivery() && self.adds_participant(obs))
+                    || (obs.status.proves_delivery() && self.first_proof_for_participant(obs))
             }
         }
     }
 
-    /// Whether `obs` proves delivery to a group participant not yet known to have it (R59).
-    fn adds_participant(&self, obs: &StatusObs) -> bool {
+    /// Whether `obs` is the earliest proof of delivery to its group participant (R59): a new
+    /// participant, or earlier evidence for a known one.
+    fn first_proof_for_participant(&self, obs: &StatusObs) -> bool {
         let Some(participant) = &obs.participant else { return false };
-        !self.statuses.iter().any(|s| s.status.proves_delivery() && s.participant.as_ref() == Some(participant))
+        !self.statuses.iter().any(|s| {
+            s.status.proves_delivery() && s.participant.as_ref() == Some(participant) && s.key() < obs.key()
+        })
     }
 
     /// Group messages (R59): each participant the message reached, sorted, with the first

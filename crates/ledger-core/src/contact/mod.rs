@@ -196,12 +196,22 @@ impl ContactLedger {
     /// A group message reached more participants (R59). Participants never change the pair's
     /// state, so only the message's own fact changes: re-post it with the new participants and
     /// evidence instead of re-folding the group's whole history for every participant's status.
-    fn reach_participants(&mut self, before: &Delivery, after: &Delivery, ctx: &FoldContext<'_>, diff: &mut FactDiff) {
+    fn reach_participants(
+        &mut self,
+        before: &Delivery,
+        after: &Delivery,
+        ctx: &FoldContext<'_>,
+        diff: &mut FactDiff,
+    ) {
+        // A delivery that opened a conversation or window cites its evidence there too.
+        let opened = self.facts.iter().any(
+            |(_, fact)| matches!(&**fact, Fact::ConversationOpened(c) if c.opened_by == after.message_id),
+        );
         let position = self.facts.iter().position(|(_, fact)| {
-            matches!(&**fact, Fact::MessageBilled(m) if m.message_id == after.message_id && m.evidence == before.evidence)
+            matches!(&**fact, Fact::MessageBilled(m)
+                if m.message_id == after.message_id && m.evidence == before.evidence)
         });
-        let Some(position) = position else {
-            // Not posted as a plain message fact (held, or evidence shaped by an entry point).
+        let Some(position) = position.filter(|_| !opened) else {
             return self.refold(ctx, diff);
         };
         let (id, old) = self.facts[position].clone();

@@ -470,9 +470,11 @@ impl PairState {
                 Charge::Free(FreeReason::CustomerServiceWindow),
                 &[Rule::R59, Rule::R1],
             ),
-            Some(MessageClass::NonTemplate) => {
-                (PricingCategory::GroupService, Charge::Free(FreeReason::NonTemplate), &[Rule::R59, Rule::R51])
-            }
+            Some(MessageClass::NonTemplate) => (
+                PricingCategory::GroupService,
+                Charge::Free(FreeReason::NonTemplate),
+                &[Rule::R59, Rule::R51],
+            ),
             None => return,
         };
         step.message(PricingModel::Pmp, category, charge, None, rules);

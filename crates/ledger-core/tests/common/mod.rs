@@ -173,7 +173,7 @@ impl Given {
             errors: Vec::new(),
             reported: None,
         });
-        self.push(format!("status:{message}:{name}:{participant}"), self.time(h), kind);
+        self.push(format!("status:{message}:{name}:{participant}:{}", self.time(h).0), self.time(h), kind);
         self
     }
 

@@ -377,4 +377,21 @@ mod tests {
         }
         assert!(fitted >= 40, "the one-pass route should fit most fixtures, fitted {fitted}");
     }
+
+    /// R59: a participant's message in a group is the group's (it opens the group's one
+    /// service window), as the group's statuses are. Shape from Meta's group messages webhook
+    /// reference (`messages[].group_id`).
+    #[test]
+    fn a_group_message_is_keyed_by_its_group() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"waba-1","changes":[{
+            "field":"messages","value":{"messaging_product":"whatsapp",
+            "metadata":{"display_phone_number":"15550001111","phone_number_id":"pn-1"},
+            "contacts":[{"profile":{"name":"Ana"},"wa_id":"919876543210"}],
+            "messages":[{"from":"919876543210","group_id":"120363000000000001","id":"wamid.G1",
+                "timestamp":"1756684800","text":{"body":"hello"},"type":"text"}]}}]}]}"#;
+        let normalized = normalize(body, Timestamp(1)).expect("normalizes");
+        let event = &normalized.events[0];
+        assert_eq!(event.contact, Some(ContactKey::new("pn-1", "120363000000000001")));
+        assert!(matches!(&event.kind, EventKind::InboundMessage(m) if m.message_id.as_str() == "wamid.G1"));
+    }
 }

@@ -111,6 +111,41 @@ impl History {
         id
     }
 
+    /// A template sent to a group at `hours` and delivered to each of `reached` (R59): one
+    /// status per participant, as Meta reports them, the group id as the pair's user.
+    pub fn delivered_to_group(
+        &mut self,
+        waba: &str,
+        group: &str,
+        hours: f64,
+        category: TemplateCategory,
+        reached: &[&str],
+    ) -> String {
+        self.next += 1;
+        let id = format!("out-{}", self.next);
+        let at = self.time(hours);
+        let contact = Some(ContactKey::new("pn-1", group));
+        let send = EventKind::SendRecord(SendRecord {
+            message_id: id.as_str().into(),
+            recipient: Some(group.into()),
+            content: SendContent::Template(TemplateUse { name: "t".into(), language: "en".into(), category }),
+            marketing_lite: false,
+        });
+        self.push(waba, contact.clone(), format!("send-{id}"), at, send);
+        for participant in reached {
+            let status = EventKind::MessageStatus(MessageStatus {
+                message_id: id.as_str().into(),
+                status: DeliveryStatus::Delivered,
+                recipient: Some(group.into()),
+                participant: Some((*participant).into()),
+                errors: Vec::new(),
+                reported: None,
+            });
+            self.push(waba, contact.clone(), format!("status-{id}-{participant}"), at, status);
+        }
+        id
+    }
+
     /// Folds the history in order and prices the journal as the projector would.
     pub fn price(&self, pricing: Pricing) -> LineBook {
         let mut ledger = Ledger::new(LedgerConfig::default());
