@@ -49,6 +49,9 @@ pub struct EntryView {
     pub allowance: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entry_point_source_id: Option<String>,
+    /// Group messages (R59): the participants delivered to, one charge each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub participants: Vec<String>,
     pub rules: Vec<String>,
     pub evidence: Vec<String>,
 }
@@ -83,6 +86,7 @@ impl From<&v1::Entry> for EntryView {
             conversation: None,
             allowance: None,
             entry_point_source_id: None,
+            participants: Vec::new(),
             rules: entry.rules.clone(),
             evidence: entry.evidence.clone(),
         };
@@ -106,6 +110,7 @@ impl From<&v1::Entry> for EntryView {
                 view.pricing_model = Some(m.pricing_model.clone());
                 view.conversation = m.conversation.clone();
                 view.allowance = allowance(&m.allowance);
+                view.participants = m.participants.clone();
             }
             None => {}
         }

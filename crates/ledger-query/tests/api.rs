@@ -414,6 +414,16 @@ fn a_group_message_is_counted_and_invoiced_per_participant() {
         (Some("group_marketing"), Some("India"), Some(2)),
         "{usage}"
     );
+    // The standing posting names both participants; the one-participant posting was reversed.
+    let (_, entries) = server.get(&format!("/v1/entries?waba_id={waba}"));
+    let entries = entries.as_array().expect("entries");
+    let reversed: Vec<&str> = entries.iter().filter_map(|e| e["reverses"].as_str()).collect();
+    let standing: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "post" && !reversed.contains(&e["id"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(standing.len(), 1, "{entries:?}");
+    assert_eq!(standing[0]["participants"], json!(["919876543210", "919876543211"]));
     let (status, invoice) = server.get(&format!("/v1/accounts/{waba}/invoice?month=2025-09"));
     assert_eq!(status, 200, "{invoice}");
     let line = &invoice["lines"][0];
