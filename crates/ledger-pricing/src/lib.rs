@@ -24,7 +24,8 @@ pub use settings::{BusinessSettings, PricingSettings, SettingsError, DEFAULT_CUR
 
 /// The bundled market table and USD cards (`rates/` at the repository root).
 const BUNDLED_MARKETS: &str = include_str!("../../../rates/markets.csv");
-const BUNDLED_CARDS: [(&str, &str); 2] = [
+const BUNDLED_CARDS: [(&str, &str); 3] = [
+    ("rates/usd/2022-02-01.csv", include_str!("../../../rates/usd/2022-02-01.csv")),
     ("rates/usd/2023-06-01.csv", include_str!("../../../rates/usd/2023-06-01.csv")),
     ("rates/usd/2025-07-01.csv", include_str!("../../../rates/usd/2025-07-01.csv")),
 ];

@@ -18,8 +18,19 @@ fn bundled_cards_load_and_name_their_missing_markets() {
     let pricing = Pricing::bundled();
     let cards: Vec<_> =
         pricing.book.cards().map(|c| (c.currency.clone(), c.effective_from.to_string())).collect();
-    assert_eq!(cards, vec![("USD".into(), "2023-06-01".into()), ("USD".into(), "2025-07-01".into())]);
-    let june_2023 = pricing.book.cards().next().expect("card");
+    assert_eq!(
+        cards,
+        vec![
+            ("USD".into(), "2022-02-01".into()),
+            ("USD".into(), "2023-06-01".into()),
+            ("USD".into(), "2025-07-01".into())
+        ]
+    );
+    let mut cards = pricing.book.cards();
+    let era1 = cards.next().expect("2022 card");
+    let missing = era1.missing_markets(&pricing.markets);
+    assert!(missing.iter().any(|m| m == "India") && !missing.iter().any(|m| m == "Brazil"), "{missing:?}");
+    let june_2023 = cards.next().expect("2023 card");
     assert!(june_2023.missing_markets(&pricing.markets).is_empty(), "the 2023 card prices every market");
 }
 

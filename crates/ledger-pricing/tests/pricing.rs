@@ -338,3 +338,31 @@ fn r59_group_utility_is_charged_at_the_list_rate_and_does_not_move_the_tier() {
         ]
     );
 }
+
+#[test]
+fn era1_conversations_beyond_the_free_thousand_are_priced_by_the_2022_card() {
+    // R13: the first 1,000 conversations of the WABA's month are free, either type; the 1,001st
+    // business-initiated conversation to Brazil costs the era-1 rate. A user-initiated one
+    // (a reply inside the service window) is the 1,002nd.
+    let mut h = History::at(ERA1);
+    for n in 0..1001 {
+        h.delivered("w", &format!("55119876{n:05}"), f64::from(n) * 0.01, Some(Marketing));
+    }
+    h.user_message("w", "5521987650000", 20.0, None);
+    h.delivered("w", "5521987650000", 21.0, Some(Utility));
+    let invoice = invoice(&h.price(Pricing::bundled()), "w", "2022-09");
+    assert_eq!(
+        charged(&invoice),
+        vec![
+            row("business_initiated", "Brazil", None, 1, "0.05"),
+            row("user_initiated", "Brazil", None, 1, "0.03"),
+        ]
+    );
+    let free: Vec<_> = invoice
+        .lines
+        .iter()
+        .filter(|l| l.free_reason.as_deref() == Some("free_tier"))
+        .map(|l| (l.category.as_str(), l.count, l.card))
+        .collect();
+    assert_eq!(free, vec![("business_initiated", 1000, NaiveDate::from_ymd_opt(2022, 2, 1))]);
+}

@@ -14,6 +14,8 @@ use ledger_pricing::invoice::LineBook;
 use ledger_pricing::{Invoice, Pricer, Pricing};
 
 pub const HOUR: i64 = 3_600;
+/// 2022-09-05 00:00 UTC: era 1, priced by the 2022-02-01 card.
+pub const ERA1: i64 = 1_662_336_000;
 /// 2024-03-04 00:00 UTC: era 2, priced by the 2023-06-01 card.
 pub const ERA2: i64 = 1_709_510_400;
 /// 2025-09-01 00:00 UTC: era 4, priced by the 2025-07-01 card.
