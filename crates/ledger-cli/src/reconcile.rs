@@ -144,6 +144,24 @@ fn render(report: &Value) -> String {
             );
         }
     }
+    let tiers = &report["tiers"];
+    if let Some(rows) = tiers["rows"].as_array().filter(|rows| !rows.is_empty()) {
+        out += &format!("volume tiers (R55): {} announced, {} differ\n", rows.len(), tiers["differences"]);
+        for row in rows {
+            out += &format!(
+                "  {} {} {} tier {} in {}: Meta at {}, ours at {} ({} charges){}\n",
+                if row["agrees"].as_bool().unwrap_or(false) { "ok  " } else { "DIFF" },
+                row["pricing_category"].as_str().unwrap_or(""),
+                row["region"].as_str().unwrap_or(""),
+                row["tier"].as_str().unwrap_or(""),
+                row["effective_month"].as_str().unwrap_or(""),
+                row["reported_at"],
+                row.get("ours_reached_at").map_or("never".to_owned(), Value::to_string),
+                row["ours_count"],
+                row.get("reason").and_then(Value::as_str).map(|r| format!(" — {r}")).unwrap_or_default()
+            );
+        }
+    }
     out += if report["within_tolerance"].as_bool().unwrap_or(false) {
         "within tolerance\n"
     } else {

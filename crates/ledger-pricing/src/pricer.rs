@@ -214,6 +214,12 @@ impl Pricer {
         }
     }
 
+    /// The business portfolio a WABA's charges accrue under (R54): its configured business, or
+    /// the WABA itself.
+    pub fn business_of(&self, waba_id: &str) -> String {
+        self.pricing.business_of(waba_id).0.to_owned()
+    }
+
     /// The category a billable fact is charged under (R29 decides authentication; group
     /// messages keep their group category, R59).
     pub fn rate_category(&self, fact: &Fact) -> Option<String> {

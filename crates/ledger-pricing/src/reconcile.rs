@@ -4,12 +4,13 @@
 //! type, billable), every disagreement carrying our rule path. Per period: our counts and
 //! amounts against Meta's `conversation_analytics` / `pricing_analytics` data points (spec §5,
 //! §5.4). Buckets are aligned by the data points' own `[start, end)` instants, so whichever time
-//! zone Meta aligned them to (Q16), both sides cover the same instants.
+//! zone Meta aligned them to (Q16), both sides cover the same instants. Per tier change: Meta's
+//! `VOLUME_BASED_PRICING_TIER_UPDATE` webhooks (R55) against the ledger's own accrual (R54).
 
 use std::collections::BTreeMap;
 
 use ledger_core::fact::Fact;
-use ledger_core::{explain, Entry, EntryAction, PricingModel};
+use ledger_core::{explain, Entry, EntryAction, PricingCategory, PricingModel};
 use serde::{Deserialize, Serialize};
 
 use crate::money::Money;
@@ -321,4 +322,135 @@ pub fn reconcile_period(
     }
     let differences = rows.iter().filter(|r| r.exceeds_tolerance).count();
     PeriodReport { kind, tolerance, rows, differences }
+}
+
+/// How far apart Meta's `tier_update_time` and the delivery of our charge that reached the tier
+/// may be and still agree: Meta counts charges as it bills them, the ledger at delivery.
+pub const TIER_TIME_SLACK_SECONDS: i64 = 3_600;
+
+/// One tier change Meta announced (R55), against our own accrual (R54).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TierRow {
+    /// As reported: `UTILITY`, `AUTHENTICATION`, `AUTHENTICATION_INTERNATIONAL`.
+    pub pricing_category: String,
+    pub region: String,
+    /// `LOWER:UPPER` as reported.
+    pub tier: String,
+    pub effective_month: String,
+    /// The authoritative `tier_update_time`: the smallest of its duplicates (R55).
+    pub reported_at: i64,
+    /// How many webhooks announced this tier change.
+    pub announcements: usize,
+    /// The delivery of our charge at the tier's lower bound, if our accrual reached it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ours_reached_at: Option<i64>,
+    /// Our charges in the accrual (portfolio × market × family × month) over the month.
+    pub ours_count: u64,
+    pub agrees: bool,
+    /// Why it does not agree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TierReport {
+    pub rows: Vec<TierRow>,
+    pub differences: usize,
+}
+
+/// Compares the WABA's tier webhooks (R55) with the ledger's accrual (R54): Meta announces a
+/// tier when the portfolio's charged utility or authentication messages in a market and month
+/// reach the tier's lower bound, so our charge at that position must exist and have been
+/// delivered within [`TIER_TIME_SLACK_SECONDS`] of Meta's `tier_update_time`. `live` must hold
+/// the entries of every WABA of the portfolio (accrual spans them), standing after reversals.
+pub fn reconcile_tiers(
+    waba_id: &str,
+    updates: &[ledger_core::VolumeTierUpdate],
+    live: &[Entry],
+    pricer: &Pricer,
+) -> TierReport {
+    // R55: duplicates of one tier change can arrive; the smallest tier_update_time wins.
+    let mut announced: BTreeMap<(String, String, String, String), (i64, usize)> = BTreeMap::new();
+    for update in updates {
+        let key = (
+            update.pricing_category.to_ascii_uppercase(),
+            update.region.clone(),
+            update.tier.clone(),
+            update.effective_month.to_string(),
+        );
+        let slot = announced.entry(key).or_insert((update.tier_update_time.0, 0));
+        slot.0 = slot.0.min(update.tier_update_time.0);
+        slot.1 += 1;
+    }
+    let business = pricer.business_of(waba_id);
+    let mut rows = Vec::with_capacity(announced.len());
+    for ((category, region, tier, month), (reported_at, announcements)) in announced {
+        let mut row = TierRow {
+            pricing_category: category.clone(),
+            region: region.clone(),
+            tier: tier.clone(),
+            effective_month: month.clone(),
+            reported_at,
+            announcements,
+            ours_reached_at: None,
+            ours_count: 0,
+            agrees: false,
+            reason: None,
+        };
+        let family = match category.as_str() {
+            "UTILITY" => PricingCategory::Utility,
+            "AUTHENTICATION" | "AUTHENTICATION_INTERNATIONAL" => PricingCategory::Authentication,
+            _ => {
+                row.reason = Some(format!("{category} has no volume tiers (R54)"));
+                rows.push(row);
+                continue;
+            }
+        };
+        let Some(lower) = tier.split(':').next().and_then(|l| l.trim().parse::<u64>().ok()) else {
+            row.reason = Some(format!("tier {tier:?} is not LOWER:UPPER"));
+            rows.push(row);
+            continue;
+        };
+        // The accrual's charges in delivery order (R54: only charged per-message utility or
+        // authentication, never a group's, in each WABA's own month).
+        let mut charges: Vec<(i64, u128)> = live
+            .iter()
+            .filter(|e| e.action == EntryAction::Post && e.billable)
+            .filter_map(|e| match &*e.fact {
+                Fact::MessageBilled(m)
+                    if m.pricing_model == PricingModel::Pmp
+                        && m.category == family
+                        && m.participants.is_empty()
+                        && m.context.local_month.to_string() == month
+                        && pricer.business_of(m.context.waba_id.as_str()) == business
+                        && pricer.markets(e).first().is_some_and(|(market, _)| *market == region) =>
+                {
+                    Some((m.delivered_at.0, e.id.0))
+                }
+                _ => None,
+            })
+            .collect();
+        charges.sort_unstable();
+        row.ours_count = charges.len() as u64;
+        row.ours_reached_at = charges.get(lower.max(1) as usize - 1).map(|(at, _)| *at);
+        match row.ours_reached_at {
+            None => {
+                row.reason = Some(format!(
+                    "the ledger counts {} charged {} messages in {region} for {month}; the tier starts at {lower}",
+                    row.ours_count,
+                    family.as_str()
+                ))
+            }
+            Some(at) if (at - reported_at).abs() > TIER_TIME_SLACK_SECONDS => {
+                row.reason = Some(format!(
+                    "the ledger reached charge {lower} at {at}, {} s from Meta's tier_update_time",
+                    at - reported_at
+                ))
+            }
+            Some(_) => row.agrees = true,
+        }
+        rows.push(row);
+    }
+    let differences = rows.iter().filter(|r| !r.agrees).count();
+    TierReport { rows, differences }
 }

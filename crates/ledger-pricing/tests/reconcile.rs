@@ -10,7 +10,7 @@ use ledger_core::{
     EventKind, Ledger, LedgerConfig, PricingModel, PricingType, ReportedCategory, ReportedPricing,
 };
 use ledger_pricing::reconcile::{
-    parse_analytics, reconcile_messages, reconcile_period, AnalyticsKind, Tolerance,
+    parse_analytics, reconcile_messages, reconcile_period, reconcile_tiers, AnalyticsKind, Tolerance,
 };
 use ledger_pricing::{Pricer, Pricing};
 
@@ -137,4 +137,56 @@ fn analytics_files_that_are_not_analytics_are_refused_clearly() {
         .expect_err("refused")
         .contains("neither `conversation_analytics` nor `pricing_analytics`"));
     assert!(parse_analytics("not json").expect_err("refused").starts_with("not an analytics response"));
+}
+
+fn tier_update(category: &str, tier: &str, at: i64) -> ledger_core::VolumeTierUpdate {
+    ledger_core::VolumeTierUpdate {
+        pricing_category: category.into(),
+        region: "India".into(),
+        tier: tier.into(),
+        effective_month: month("2025-09"),
+        tier_update_time: ledger_core::Timestamp(at),
+    }
+}
+
+#[test]
+fn tier_webhooks_agree_with_the_accrual_and_planted_ones_are_caught() {
+    // Five charged utility templates to India, one per hour; an in-window one does not accrue
+    // (R54), nor does a group's (R59).
+    let mut h = History::at(ERA4);
+    for i in 0..5 {
+        h.delivered("w", INDIA, f64::from(i), Some(Utility));
+    }
+    h.user_message("w", INDIA, 6.0, None);
+    h.delivered("w", INDIA, 7.0, Some(Utility));
+    h.delivered_to_group("w", "group-1", 8.0, Utility, &["919876543211", "919876543212"]);
+    let hour = |h: i64| ERA4 + h * 3_600;
+    let live = live(&h);
+
+    // Meta announces tier 4:6 when the fourth charge (delivered at hour 3) is billed, twice.
+    let updates = [tier_update("UTILITY", "4:6", hour(3) + 120), tier_update("UTILITY", "4:6", hour(3) + 60)];
+    let report = reconcile_tiers("w", &updates, &live, &pricer());
+    assert_eq!(report.differences, 0, "{report:?}");
+    let row = &report.rows[0];
+    assert_eq!((row.reported_at, row.announcements), (hour(3) + 60, 2), "the earliest is authoritative");
+    assert_eq!((row.ours_reached_at, row.ours_count), (Some(hour(3)), 5));
+
+    // Planted: a tier the accrual never reached, one announced hours before our charge reached
+    // it, and a category without tiers.
+    let planted = [
+        tier_update("UTILITY", "7:9", hour(6)),
+        tier_update("UTILITY", "2:3", hour(5)),
+        tier_update("MARKETING", "0:MAX", hour(1)),
+    ];
+    let report = reconcile_tiers("w", &planted, &live, &pricer());
+    assert_eq!(report.differences, 3, "{report:?}");
+    let reasons: Vec<&str> = report.rows.iter().filter_map(|r| r.reason.as_deref()).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            "MARKETING has no volume tiers (R54)",
+            "the ledger reached charge 2 at 1756688400, -14400 s from Meta's tier_update_time",
+            "the ledger counts 5 charged utility messages in India for 2025-09; the tier starts at 7",
+        ]
+    );
 }

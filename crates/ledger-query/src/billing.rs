@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ledger_core::{Entry, EntryAction, Ledger, LedgerConfig, Timestamp};
+use ledger_core::{Entry, EntryAction, EventKind, Ledger, LedgerConfig, Timestamp, VolumeTierUpdate};
 use ledger_log::{EventLog, LogError};
 use ledger_pricing::invoice::LineBook;
 use ledger_pricing::{Pricer, Pricing};
@@ -60,6 +60,9 @@ pub struct Replay {
     pub journal: Vec<Entry>,
     /// Log records folded.
     pub records: u64,
+    /// Meta's volume tier announcements (R55), by WABA: the fold has no use for them, tier
+    /// reconciliation does.
+    pub tier_updates: Vec<(String, VolumeTierUpdate)>,
 }
 
 impl Replay {
@@ -76,6 +79,7 @@ impl Replay {
             book: LineBook::default(),
             journal: Vec::new(),
             records: 0,
+            tier_updates: Vec::new(),
         };
         let mut pricer = Pricer::new(pricing);
         let end = log.end_offset();
@@ -93,6 +97,9 @@ impl Replay {
                     break 'read;
                 }
                 replay.records += 1;
+                if let EventKind::VolumeTierUpdate(update) = &event.kind {
+                    replay.tier_updates.push((event.waba_id.to_string(), update.clone()));
+                }
                 let start = replay.journal.len();
                 let _ = replay.ledger.apply(event, &mut replay.journal);
                 for entry in &replay.journal[start..] {

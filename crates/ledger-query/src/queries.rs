@@ -10,7 +10,7 @@ use ledger_core::{
 };
 use ledger_log::EventLog;
 use ledger_pricing::attribution::{self, AdSource};
-use ledger_pricing::reconcile::{self, MessageReport, PeriodReport, Tolerance};
+use ledger_pricing::reconcile::{self, MessageReport, PeriodReport, TierReport, Tolerance};
 use ledger_pricing::{Invoice, LineKey, Pricer, Pricing};
 use ledger_store::{Scope, Store, StoreError};
 use serde::Serialize;
@@ -84,6 +84,8 @@ pub struct ReconcileReport {
     pub messages: MessageReport,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub period: Option<PeriodReport>,
+    /// Meta's tier webhooks for the WABA (R55) against the ledger's accrual (R54).
+    pub tiers: TierReport,
 }
 
 /// Which entries to list.
@@ -259,7 +261,18 @@ impl Queries {
         // Parsed first: a bad file is refused before the log is replayed, which happens once.
         let analytics =
             analytics.map(reconcile::parse_analytics).transpose().map_err(QueryError::BadRequest)?;
-        let live = self.account_entries(waba_id)?;
+        let replay = self.replay(None)?;
+        let portfolio = live_entries(&replay.journal);
+        let updates: Vec<_> = replay
+            .tier_updates
+            .into_iter()
+            .filter(|(waba, update)| waba == waba_id && month.is_none_or(|m| update.effective_month == m))
+            .map(|(_, update)| update)
+            .collect();
+        let pricer = Pricer::new(self.pricing.clone());
+        let tiers = reconcile::reconcile_tiers(waba_id, &updates, &portfolio, &pricer);
+        let live: Vec<Entry> =
+            portfolio.into_iter().filter(|e| e.fact.context().waba_id.as_str() == waba_id).collect();
         let in_month: Vec<Entry> = live
             .iter()
             .filter(|e| month.is_none_or(|m| e.fact.context().local_month == m))
@@ -276,8 +289,9 @@ impl Queries {
             )
         });
         let within_tolerance = period.as_ref().is_none_or(|p| p.differences == 0)
-            && messages.differences.len() as i64 <= tolerance.count;
-        Ok(ReconcileReport { waba_id: waba_id.to_owned(), within_tolerance, messages, period })
+            && messages.differences.len() as i64 <= tolerance.count
+            && tiers.differences == 0;
+        Ok(ReconcileReport { waba_id: waba_id.to_owned(), within_tolerance, messages, period, tiers })
     }
 
     /// What each Click-to-WhatsApp source bought (R14, R25, R53).

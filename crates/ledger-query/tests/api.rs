@@ -439,3 +439,40 @@ fn a_group_message_is_counted_and_invoiced_per_participant() {
     assert_eq!(report["messages"]["compared"], 1, "{report}");
     assert_eq!(report["messages"]["differences"].as_array().map(Vec::len), Some(0), "{report}");
 }
+
+/// R55 through the service: Meta's documented tier webhook lands in the log and reconciliation
+/// compares it with the ledger's accrual — here none, so it differs and says why.
+#[test]
+fn a_tier_webhook_is_reconciled_against_the_accrual() {
+    let server = Server::start(Secrets::default());
+    let body = fixture("meta-cloud/meta-doc-account-update-volume-tier.json");
+    let (status, reply) = server.post("/v1/webhooks/meta_cloud", "application/json", &[], &body);
+    assert_eq!(status, 200, "{reply}");
+    let waba = "102290129340398";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let report = loop {
+        let (status, report) = server.post(
+            &format!("/v1/accounts/{waba}/reconcile?month=2025-11"),
+            "application/json",
+            &[],
+            b"",
+        );
+        assert_eq!(status, 200, "{report}");
+        if report["tiers"]["rows"].as_array().is_some_and(|rows| !rows.is_empty()) {
+            break report;
+        }
+        assert!(Instant::now() < deadline, "the tier update never reached reconciliation: {report}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let row = &report["tiers"]["rows"][0];
+    assert_eq!(
+        (row["pricing_category"].as_str(), row["region"].as_str(), row["tier"].as_str()),
+        (Some("UTILITY"), Some("India"), Some("25000001:50000000"))
+    );
+    assert_eq!(row["agrees"], false);
+    assert_eq!(
+        row["reason"],
+        "the ledger counts 0 charged utility messages in India for 2025-11; the tier starts at 25000001"
+    );
+    assert_eq!(report["within_tolerance"], false);
+}
