@@ -50,6 +50,15 @@ pub fn explain(entry: &Entry) -> Explanation {
             c.expires_at,
             c.era.number()
         ),
+        Fact::MessageBilled(m) if !m.participants.is_empty() => format!(
+            "group message {} delivered at {} to {} participants ({}) counted as {}, one charge each (era {})",
+            m.message_id,
+            m.delivered_at,
+            m.participants.len(),
+            m.participants.join(", "),
+            m.category.as_str(),
+            m.era.number()
+        ),
         Fact::MessageBilled(m) => format!(
             "message {} delivered at {} counted as {} (era {})",
             m.message_id,

@@ -458,6 +458,9 @@ fn s13_group_marketing_is_charged_once_per_participant_delivered_to() {
         assert_eq!(then.h(message.delivered_at), 0.0);
         // Each participant's charge rests on the status proving its delivery.
         assert_eq!(message.evidence.len(), 1 + reached);
+        let summary = ledger_core::explain(&entry).summary;
+        assert!(summary.contains(&format!("to {reached} participants")), "{summary}");
+        assert!(summary.ends_with("billable"), "{summary}");
     }
 }
 
