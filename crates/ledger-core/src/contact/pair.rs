@@ -433,9 +433,7 @@ impl PairState {
             None => {}
         }
     }
-}
 
-impl PairState {
     /// R59: a message to a group follows per-message pricing, with the group's one customer
     /// service window (any participant's message opens it: the pair's user is the group) and
     /// the group categories. The charge is per participant delivered to; pricing multiplies.
