@@ -17,6 +17,10 @@ use ledger_core::{
     LedgerConfig, MessageStatus, SendContent, SendRecord, TemplateCategory, TemplateUse, Timestamp,
 };
 
+/// The `ledger` binary's allocator, so the figures are the ones a deployment sees.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CONTACTS: u64 = 100_000;
 const WABA: &str = "102290129340398";
 const PHONE: &str = "106540352242922";

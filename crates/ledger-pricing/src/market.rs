@@ -96,30 +96,55 @@ impl MarketMap {
 
     /// The market of a recipient (digits of an E.164 number, with or without `+`) on `date`.
     pub fn locate(&self, recipient: &str, date: NaiveDate) -> Located {
-        let digits = recipient.trim().trim_start_matches('+');
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Located { country: None, market: UNKNOWN.to_owned() };
-        }
-        let Ok(number) = phonenumber::parse(None, format!("+{digits}")) else {
+        self.locate_number(parse_number(recipient).as_ref(), date)
+    }
+
+    /// The market of an already parsed number on `date` (`None`: not a phone number).
+    pub fn locate_number(&self, number: Option<&Number>, date: NaiveDate) -> Located {
+        let Some(number) = number else {
             return Located { country: None, market: UNKNOWN.to_owned() };
         };
-        let calling_code = number.country().code();
-        let country = number.country().id().map(|id| id.as_ref().to_owned());
         // Outside +1, Meta prices by calling code (R5): a territory sharing its code with a
         // larger country (Guernsey's +44 7911…, Kazakhstan's +7 7… before it became a market of
         // its own) takes the market of the code's main country unless the table names it.
-        let main_country = || {
-            phonenumber::metadata::DATABASE
-                .by_code(&calling_code)
-                .and_then(|regions| regions.first().map(|m| m.id().to_owned()))
-        };
-        let market = match country.as_deref().and_then(|c| self.market_of_country(c, date)) {
+        let market = match number.country.as_deref().and_then(|c| self.market_of_country(c, date)) {
             Some(market) => market.to_owned(),
-            None if calling_code == 1 => NORTH_AMERICA.to_owned(),
-            None => main_country()
-                .and_then(|main| self.market_of_country(&main, date).map(str::to_owned))
+            None if number.calling_code == 1 => NORTH_AMERICA.to_owned(),
+            None => number
+                .main_country
+                .as_deref()
+                .and_then(|main| self.market_of_country(main, date).map(str::to_owned))
                 .unwrap_or_else(|| OTHER.to_owned()),
         };
-        Located { country, market }
+        Located { country: number.country.clone(), market }
     }
+}
+
+/// What libphonenumber says about a recipient number; dates do not change it, so it can be kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Number {
+    calling_code: u16,
+    /// ISO 3166-1 alpha-2 of the number's region, when libphonenumber places it.
+    country: Option<String>,
+    /// The calling code's main country (e.g. GB for +44).
+    main_country: Option<String>,
+}
+
+/// Parses a recipient (digits of an E.164 number, with or without `+`); `None` when it is not a
+/// phone number (a business-scoped user id, a group id that does not parse).
+pub fn parse_number(recipient: &str) -> Option<Number> {
+    let digits = recipient.trim().trim_start_matches('+');
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let number = phonenumber::parse(None, format!("+{digits}")).ok()?;
+    let calling_code = number.country().code();
+    let main_country = phonenumber::metadata::DATABASE
+        .by_code(&calling_code)
+        .and_then(|regions| regions.first().map(|m| m.id().to_owned()));
+    Some(Number {
+        calling_code,
+        country: number.country().id().map(|id| id.as_ref().to_owned()),
+        main_country,
+    })
 }

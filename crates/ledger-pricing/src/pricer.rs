@@ -11,6 +11,7 @@
 //! bills. A reversal gives its position back and is priced exactly as the posting it reverses,
 //! so the sum of lines always equals the live entries priced at the tiers they were posted in.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -20,7 +21,7 @@ use ledger_core::{Entry, EntryAction, LocalMonth, PricingCategory, PricingModel,
 use serde::{Deserialize, Serialize};
 
 use crate::card::RateCard;
-use crate::market::{Located, UNKNOWN};
+use crate::market::{parse_number, Located, Number, UNKNOWN};
 use crate::money::Money;
 use crate::Pricing;
 
@@ -93,7 +94,13 @@ pub struct Pricer {
     accrued: foldhash::HashMap<TierKey, u64>,
     /// Live tiered postings: entry id → (scope, position), so a reversal returns its slot.
     positions: foldhash::HashMap<u128, (TierKey, u64)>,
+    /// Recipients already parsed. libphonenumber's parse is the costliest step of pricing an
+    /// entry and a contact's number recurs on every entry; the market still follows the date.
+    numbers: RefCell<foldhash::HashMap<Box<str>, Option<Number>>>,
 }
+
+/// Parsed recipients kept per pricer before the cache starts over (about 100 MB at most).
+const NUMBER_CACHE_CAPACITY: usize = 1 << 20;
 
 /// How a fact is priced, before tiers.
 struct Decision<'a> {
@@ -111,7 +118,27 @@ struct Decision<'a> {
 
 impl Pricer {
     pub fn new(pricing: Arc<Pricing>) -> Pricer {
-        Pricer { pricing, accrued: Default::default(), positions: Default::default() }
+        Pricer {
+            pricing,
+            accrued: Default::default(),
+            positions: Default::default(),
+            numbers: Default::default(),
+        }
+    }
+
+    /// Where a recipient is on `date` (R5), parsing each distinct number once.
+    fn locate(&self, recipient: &str, date: NaiveDate) -> Located {
+        let mut numbers = self.numbers.borrow_mut();
+        if let Some(number) = numbers.get(recipient) {
+            return self.pricing.markets.locate_number(number.as_ref(), date);
+        }
+        if numbers.len() >= NUMBER_CACHE_CAPACITY {
+            numbers.clear();
+        }
+        let number = parse_number(recipient);
+        let located = self.pricing.markets.locate_number(number.as_ref(), date);
+        numbers.insert(recipient.into(), number);
+        located
     }
 
     /// The markets of an entry's recipients on its charge date (R5), with how many recipients
@@ -121,7 +148,7 @@ impl Pricer {
         let date = local_date(fact);
         let mut markets: Vec<(String, u64)> = Vec::with_capacity(1);
         for recipient in recipients(fact) {
-            let market = self.pricing.markets.locate(recipient, date).market;
+            let market = self.locate(recipient, date).market;
             match markets.iter_mut().find(|(m, _)| *m == market) {
                 Some((_, count)) => *count += 1,
                 None => markets.push((market, 1)),
@@ -160,7 +187,8 @@ impl Pricer {
     fn price_for(&mut self, entry: &Entry, recipient: &str, quantity: i64) -> PricedEntry {
         let fact = &entry.fact;
         let pricing = self.pricing.clone();
-        let decision = pricing.decide(fact, entry.billable, recipient);
+        let located = self.locate(recipient, local_date(fact));
+        let decision = pricing.decide(fact, entry.billable, located);
         let pricing_type = entry.pricing_type.map_or("within_conversation", |p| p.as_str()).to_owned();
         let mut line = LineKey {
             unit: decision.unit.to_owned(),
@@ -224,12 +252,14 @@ impl Pricer {
     /// messages keep their group category, R59).
     pub fn rate_category(&self, fact: &Fact) -> Option<String> {
         let recipient = recipients(fact).next()?;
-        Some(self.pricing.decide(fact, true, recipient).category)
+        let located = self.locate(recipient, local_date(fact));
+        Some(self.pricing.decide(fact, true, located).category)
     }
 
     /// The list (first-tier) rate of `category` for the fact's market on the card in force.
     pub fn list_rate(&self, fact: &Fact, category: &str) -> Option<(Money, String)> {
-        let decision = self.pricing.decide(fact, false, recipients(fact).next()?);
+        let located = self.locate(recipients(fact).next()?, local_date(fact));
+        let decision = self.pricing.decide(fact, false, located);
         let card = decision.card?;
         let tier = card.rate(&decision.located.market, category, 1)?;
         Some((tier.rate, decision.currency))
@@ -304,10 +334,10 @@ pub(crate) fn recipients(fact: &Fact) -> impl Iterator<Item = &str> {
 }
 
 impl Pricing {
-    fn decide(&self, fact: &Fact, billable: bool, recipient: &str) -> Decision<'_> {
+    /// How a fact is priced for one recipient, `located` on the charge's local date.
+    fn decide(&self, fact: &Fact, billable: bool, located: Located) -> Decision<'_> {
         let context = fact.context();
         let local_date = local_date(fact);
-        let located = self.markets.locate(recipient, local_date);
         let (business, currency, settings) = self.business_of(context.waba_id.as_str());
         let card = self.book.card(currency, local_date);
         let (unit, category, rate_category) = match fact {
