@@ -21,9 +21,11 @@ pub(crate) struct StatusObs {
     pub event_id: EventId,
     pub at: Timestamp,
     pub status: DeliveryStatus,
+    /// A group status (R59): `recipient` then holds the participant it is about (the group id
+    /// is the pair's user already). One slot for both keeps observations as small as before
+    /// groups: there are millions of them.
+    pub group: bool,
     pub recipient: Option<Arc<str>>,
-    /// The group participant the status is about (R59).
-    pub participant: Option<Arc<str>>,
     /// Shared with the facts that cite it; most statuses carry none.
     pub reported: Option<Arc<ReportedPricing>>,
 }
@@ -34,10 +36,15 @@ impl StatusObs {
             event_id,
             at,
             status: status.status,
-            recipient: status.recipient,
-            participant: status.participant,
+            group: status.participant.is_some(),
+            recipient: status.participant.or(status.recipient),
             reported: status.reported.map(Arc::new),
         }
+    }
+
+    /// The group participant the status is about (R59).
+    pub fn participant(&self) -> Option<&Arc<str>> {
+        self.recipient.as_ref().filter(|_| self.group)
     }
 
     fn key(&self) -> (Timestamp, u8, &str) {
@@ -71,7 +78,7 @@ impl MessageState {
     }
 
     /// Whether adding `obs` can change what the rules see of this message: its charge instant,
-    /// its send time or the provider's report. Most statuses (a `read` after `delivered`, a
+    /// its send time, its recipient, its participants or the provider's report. Most statuses (a `read` after `delivered`, a
     /// `failed`) cannot, and skip re-evaluation.
     pub fn status_may_change_delivery(&self, obs: &StatusObs) -> bool {
         match self.delivery() {
@@ -81,16 +88,32 @@ impl MessageState {
                     || obs.has_outcome()
                     || (obs.status == DeliveryStatus::Sent && self.send.is_none())
                     || (obs.status.proves_delivery() && self.first_proof_for_participant(obs))
+                    || self.changes_recipient(obs)
             }
+        }
+    }
+
+    /// Whether `obs` becomes the status the recipient number (hence the market, R5) is read from:
+    /// no send record names one and `obs` sorts before any status that does, with another value.
+    fn changes_recipient(&self, obs: &StatusObs) -> bool {
+        if obs.group
+            || obs.recipient.is_none()
+            || self.send.as_ref().is_some_and(|s| s.record.recipient.is_some())
+        {
+            return false;
+        }
+        match self.statuses.iter().find(|s| !s.group && s.recipient.is_some()) {
+            None => true,
+            Some(current) => obs.key() < current.key() && obs.recipient != current.recipient,
         }
     }
 
     /// Whether `obs` is the earliest proof of delivery to its group participant (R59): a new
     /// participant, or earlier evidence for a known one.
     fn first_proof_for_participant(&self, obs: &StatusObs) -> bool {
-        let Some(participant) = &obs.participant else { return false };
+        let Some(participant) = obs.participant() else { return false };
         !self.statuses.iter().any(|s| {
-            s.status.proves_delivery() && s.participant.as_ref() == Some(participant) && s.key() < obs.key()
+            s.status.proves_delivery() && s.participant() == Some(participant) && s.key() < obs.key()
         })
     }
 
@@ -99,7 +122,7 @@ impl MessageState {
     pub fn delivered_participants(&self) -> Vec<(&Arc<str>, &StatusObs)> {
         let mut reached: Vec<(&Arc<str>, &StatusObs)> = Vec::new();
         for status in self.statuses.iter().filter(|s| s.status.proves_delivery()) {
-            if let Some(participant) = &status.participant {
+            if let Some(participant) = status.participant() {
                 if !reached.iter().any(|(p, _)| *p == participant) {
                     reached.push((participant, status));
                 }
@@ -150,7 +173,7 @@ impl MessageState {
         self.send
             .as_ref()
             .and_then(|s| s.record.recipient.as_ref())
-            .or_else(|| self.statuses.iter().find_map(|s| s.recipient.as_ref()))
+            .or_else(|| self.statuses.iter().filter(|s| !s.group).find_map(|s| s.recipient.as_ref()))
             .filter(|r| !r.is_empty())
     }
 
