@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hyper::body::Bytes;
-use ledger_core::LedgerConfig;
-use ledger_ingest::Limits;
 use ledger_log::rdkafka::consumer::{BaseConsumer, Consumer};
 use ledger_log::rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use ledger_log::{KafkaLog, KafkaOptions};
@@ -95,15 +93,7 @@ pub async fn run(brokers: Option<String>, contacts: usize, connections: usize) -
     let dir = tempfile::tempdir()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let config = ledger_query::ServeConfig {
-        listen: addr,
-        data_dir: dir.path().join("ingest"),
-        secrets: Default::default(),
-        limits: Limits::default(),
-        ledger: LedgerConfig::default(),
-        batch_size: 8192,
-        pricing: Arc::new(ledger_pricing::Pricing::bundled()),
-    };
+    let config = ledger_query::ServeConfig::new(addr, dir.path().join("ingest"));
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ledger_query::server::serve_ingest_on(listener, config, log.clone(), async {
         let _ = stopped.await;

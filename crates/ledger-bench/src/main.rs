@@ -250,15 +250,7 @@ async fn http(connections: usize, seconds: u64, rate: u64) -> anyhow::Result<()>
     let dir = tempfile::tempdir()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let config = ledger_query::ServeConfig {
-        listen: addr,
-        data_dir: dir.path().to_owned(),
-        secrets: Default::default(),
-        limits: Limits::default(),
-        ledger: LedgerConfig::default(),
-        batch_size: 8192,
-        pricing: Arc::new(ledger_pricing::Pricing::bundled()),
-    };
+    let config = ledger_query::ServeConfig::new(addr, dir.path().to_owned());
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ledger_query::server::serve_on(listener, config, async {
         let _ = stopped.await;

@@ -203,7 +203,10 @@ impl ServeArgs {
                 era5_enabled: self.era5 || file.era5.unwrap_or(false),
                 allowance_limit: None,
             },
-            batch_size: self.batch_size.or(file.batch_size).unwrap_or(8192),
+            batch_size: self
+                .batch_size
+                .or(file.batch_size)
+                .unwrap_or(ledger_query::server::DEFAULT_BATCH_SIZE),
             pricing: PricingArgs {
                 rates: self.pricing.rates.clone().or(file.rates),
                 pricing: self.pricing.pricing.clone().or(file.pricing),

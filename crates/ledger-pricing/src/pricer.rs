@@ -77,23 +77,39 @@ pub struct PricedEntry {
     pub quantity: i64,
 }
 
-/// Volume-tier accrual scope (R54).
+/// Volume-tier accrual scope (R54): a portfolio's charges in a market, family and month of
+/// the charging WABA's time zone.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct TierKey {
-    business: String,
-    market: String,
+pub struct Accrual {
+    pub business: String,
+    pub market: String,
     /// `utility` or `authentication` (authentication-international accrues with it, R54).
-    family: &'static str,
-    month: LocalMonth,
+    pub family: &'static str,
+    pub month: LocalMonth,
+}
+
+/// The tier family a fact accrues toward, if it accrues at all (R54): only per-message utility
+/// and authentication; paid service messages priced at the utility rate do not (R80), nor does
+/// any group delivery (R59 says so for utility; by this ledger's reading, for all).
+fn tier_family(fact: &Fact) -> Option<&'static str> {
+    let Fact::MessageBilled(message) = fact else { return None };
+    if message.pricing_model != PricingModel::Pmp || !message.participants.is_empty() {
+        return None;
+    }
+    match message.category {
+        PricingCategory::Utility => Some("utility"),
+        PricingCategory::Authentication => Some("authentication"),
+        _ => None,
+    }
 }
 
 /// Prices entries in journal order; keeps the tier accruals.
 #[derive(Debug)]
 pub struct Pricer {
     pricing: Arc<Pricing>,
-    accrued: foldhash::HashMap<TierKey, u64>,
+    accrued: foldhash::HashMap<Accrual, u64>,
     /// Live tiered postings: entry id → (scope, position), so a reversal returns its slot.
-    positions: foldhash::HashMap<u128, (TierKey, u64)>,
+    positions: foldhash::HashMap<u128, (Accrual, u64)>,
     /// Recipients already parsed. libphonenumber's parse is the costliest step of pricing an
     /// entry and a contact's number recurs on every entry; the market still follows the date.
     numbers: RefCell<foldhash::HashMap<Box<str>, Option<Number>>>,
@@ -187,8 +203,8 @@ impl Pricer {
     fn price_for(&mut self, entry: &Entry, recipient: &str, quantity: i64) -> PricedEntry {
         let fact = &entry.fact;
         let pricing = self.pricing.clone();
-        let located = self.locate(recipient, local_date(fact));
-        let decision = pricing.decide(fact, entry.billable, located);
+        let date = local_date(fact);
+        let decision = pricing.decide(fact, entry.billable, self.locate(recipient, date), date);
         let pricing_type = entry.pricing_type.map_or("within_conversation", |p| p.as_str()).to_owned();
         let mut line = LineKey {
             unit: decision.unit.to_owned(),
@@ -244,43 +260,44 @@ impl Pricer {
 
     /// The business portfolio a WABA's charges accrue under (R54): its configured business, or
     /// the WABA itself.
-    pub fn business_of(&self, waba_id: &str) -> String {
-        self.pricing.business_of(waba_id).0.to_owned()
+    pub fn business_of<'a>(&'a self, waba_id: &'a str) -> &'a str {
+        self.pricing.business_of(waba_id).0
     }
 
     /// The category a billable fact is charged under (R29 decides authentication; group
     /// messages keep their group category, R59).
     pub fn rate_category(&self, fact: &Fact) -> Option<String> {
         let recipient = recipients(fact).next()?;
-        let located = self.locate(recipient, local_date(fact));
-        Some(self.pricing.decide(fact, true, located).category)
+        let date = local_date(fact);
+        Some(self.pricing.decide(fact, true, self.locate(recipient, date), date).category)
     }
 
     /// The list (first-tier) rate of `category` for the fact's market on the card in force.
     pub fn list_rate(&self, fact: &Fact, category: &str) -> Option<(Money, String)> {
-        let located = self.locate(recipients(fact).next()?, local_date(fact));
-        let decision = self.pricing.decide(fact, false, located);
+        let date = local_date(fact);
+        let decision = self.pricing.decide(fact, false, self.locate(recipients(fact).next()?, date), date);
         let card = decision.card?;
         let tier = card.rate(&decision.located.market, category, 1)?;
         Some((tier.rate, decision.currency))
     }
 
+    /// The accrual a charged entry counts toward (R54), if any.
+    pub fn accrual(&self, entry: &Entry) -> Option<Accrual> {
+        let fact = &entry.fact;
+        let family = tier_family(fact).filter(|_| entry.billable)?;
+        let market = self.locate(recipients(fact).next()?, local_date(fact)).market;
+        Some(Accrual {
+            business: self.business_of(fact.context().waba_id.as_str()).to_owned(),
+            market,
+            family,
+            month: fact.context().local_month,
+        })
+    }
+
     /// The charge's 1-based position in its tier accrual, for tiered categories (R54).
     fn position(&mut self, entry: &Entry, fact: &Fact, decision: &Decision<'_>) -> Option<u64> {
-        let Fact::MessageBilled(message) = fact else { return None };
-        // Only per-message utility and authentication accrue (R54); paid service messages priced
-        // at the utility rate do not (R80).
-        let family = match message.category {
-            PricingCategory::Utility => "utility",
-            PricingCategory::Authentication => "authentication",
-            // R59: group utility messages are not tier-eligible (nor, by this ledger's reading,
-            // any other group delivery: they never accrue).
-            _ => return None,
-        };
-        if message.pricing_model != PricingModel::Pmp || !message.participants.is_empty() {
-            return None;
-        }
-        let key = TierKey {
+        let family = tier_family(fact)?;
+        let key = Accrual {
             business: decision.business.clone(),
             market: decision.located.market.clone(),
             family,
@@ -334,10 +351,9 @@ pub(crate) fn recipients(fact: &Fact) -> impl Iterator<Item = &str> {
 }
 
 impl Pricing {
-    /// How a fact is priced for one recipient, `located` on the charge's local date.
-    fn decide(&self, fact: &Fact, billable: bool, located: Located) -> Decision<'_> {
+    /// How a fact is priced for one recipient, `located` on the charge's `local_date`.
+    fn decide(&self, fact: &Fact, billable: bool, located: Located, local_date: NaiveDate) -> Decision<'_> {
         let context = fact.context();
-        let local_date = local_date(fact);
         let (business, currency, settings) = self.business_of(context.waba_id.as_str());
         let card = self.book.card(currency, local_date);
         let (unit, category, rate_category) = match fact {

@@ -7,14 +7,14 @@
 //! zone Meta aligned them to (Q16), both sides cover the same instants. Per tier change: Meta's
 //! `VOLUME_BASED_PRICING_TIER_UPDATE` webhooks (R55) against the ledger's own accrual (R54).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ledger_core::fact::Fact;
-use ledger_core::{explain, Entry, EntryAction, PricingCategory, PricingModel};
+use ledger_core::{explain, Entry, EntryAction, LocalMonth, PricingModel};
 use serde::{Deserialize, Serialize};
 
 use crate::money::Money;
-use crate::pricer::Pricer;
+use crate::pricer::{Accrual, Pricer};
 
 /// One message whose reported pricing differs from ours.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -370,26 +370,36 @@ pub fn reconcile_tiers(
     pricer: &Pricer,
 ) -> TierReport {
     // R55: duplicates of one tier change can arrive; the smallest tier_update_time wins.
-    let mut announced: BTreeMap<(String, String, String, String), (i64, usize)> = BTreeMap::new();
+    let mut announced: BTreeMap<(String, String, String, LocalMonth), (i64, usize)> = BTreeMap::new();
     for update in updates {
         let key = (
             update.pricing_category.to_ascii_uppercase(),
             update.region.clone(),
             update.tier.clone(),
-            update.effective_month.to_string(),
+            update.effective_month,
         );
         let slot = announced.entry(key).or_insert((update.tier_update_time.0, 0));
         slot.0 = slot.0.min(update.tier_update_time.0);
         slot.1 += 1;
     }
+    // The portfolio's charges by accrual, in delivery order: the pricer's own accrual rule.
     let business = pricer.business_of(waba_id);
+    let mut accruals: HashMap<Accrual, Vec<(i64, u128)>> = HashMap::new();
+    for entry in live.iter().filter(|e| e.action == EntryAction::Post) {
+        if let Some(accrual) = pricer.accrual(entry).filter(|a| a.business == business) {
+            accruals.entry(accrual).or_default().push((entry.fact.at().0, entry.id.0));
+        }
+    }
+    for charges in accruals.values_mut() {
+        charges.sort_unstable();
+    }
     let mut rows = Vec::with_capacity(announced.len());
     for ((category, region, tier, month), (reported_at, announcements)) in announced {
         let mut row = TierRow {
             pricing_category: category.clone(),
             region: region.clone(),
             tier: tier.clone(),
-            effective_month: month.clone(),
+            effective_month: month.to_string(),
             reported_at,
             announcements,
             ours_reached_at: None,
@@ -398,8 +408,8 @@ pub fn reconcile_tiers(
             reason: None,
         };
         let family = match category.as_str() {
-            "UTILITY" => PricingCategory::Utility,
-            "AUTHENTICATION" | "AUTHENTICATION_INTERNATIONAL" => PricingCategory::Authentication,
+            "UTILITY" => "utility",
+            "AUTHENTICATION" | "AUTHENTICATION_INTERNATIONAL" => "authentication",
             _ => {
                 row.reason = Some(format!("{category} has no volume tiers (R54)"));
                 rows.push(row);
@@ -411,34 +421,15 @@ pub fn reconcile_tiers(
             rows.push(row);
             continue;
         };
-        // The accrual's charges in delivery order (R54: only charged per-message utility or
-        // authentication, never a group's, in each WABA's own month).
-        let mut charges: Vec<(i64, u128)> = live
-            .iter()
-            .filter(|e| e.action == EntryAction::Post && e.billable)
-            .filter_map(|e| match &*e.fact {
-                Fact::MessageBilled(m)
-                    if m.pricing_model == PricingModel::Pmp
-                        && m.category == family
-                        && m.participants.is_empty()
-                        && m.context.local_month.to_string() == month
-                        && pricer.business_of(m.context.waba_id.as_str()) == business
-                        && pricer.markets(e).first().is_some_and(|(market, _)| *market == region) =>
-                {
-                    Some((m.delivered_at.0, e.id.0))
-                }
-                _ => None,
-            })
-            .collect();
-        charges.sort_unstable();
+        let accrual = Accrual { business: business.to_owned(), market: region.clone(), family, month };
+        let charges = accruals.get(&accrual).map_or(&[][..], Vec::as_slice);
         row.ours_count = charges.len() as u64;
         row.ours_reached_at = charges.get(lower.max(1) as usize - 1).map(|(at, _)| *at);
         match row.ours_reached_at {
             None => {
                 row.reason = Some(format!(
-                    "the ledger counts {} charged {} messages in {region} for {month}; the tier starts at {lower}",
-                    row.ours_count,
-                    family.as_str()
+                    "the ledger counts {} charged {family} messages in {region} for {month}; the tier starts at {lower}",
+                    row.ours_count
                 ))
             }
             Some(at) if (at - reported_at).abs() > TIER_TIME_SLACK_SECONDS => {

@@ -31,6 +31,25 @@ pub struct ServeConfig {
     pub pricing: Arc<Pricing>,
 }
 
+/// Log records one projector batch takes unless configured otherwise.
+pub const DEFAULT_BATCH_SIZE: usize = 8192;
+
+impl ServeConfig {
+    /// A server on `listen` keeping its data under `data_dir`, with every other setting at its
+    /// default: no webhook secrets, default limits and ledger settings, the bundled rate cards.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> ServeConfig {
+        ServeConfig {
+            listen,
+            data_dir,
+            secrets: Secrets::default(),
+            limits: Limits::default(),
+            ledger: LedgerConfig::default(),
+            batch_size: DEFAULT_BATCH_SIZE,
+            pricing: Arc::new(Pricing::bundled()),
+        }
+    }
+}
+
 /// Where the log and the state live under a data directory.
 pub fn log_path(data_dir: &Path) -> PathBuf {
     data_dir.join("log")

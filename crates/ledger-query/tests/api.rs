@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ledger_core::LedgerConfig;
 use ledger_ingest::Limits;
 use ledger_query::ingest::Secrets;
 use serde_json::{json, Value};
@@ -30,13 +29,10 @@ impl Server {
         let addr = std_listener.local_addr().expect("addr");
         std_listener.set_nonblocking(true).expect("nonblocking");
         let config = ledger_query::ServeConfig {
-            listen: addr,
-            data_dir: data.clone(),
             secrets,
             limits: Limits { body_bytes_max: 64 * 1024, ..Limits::default() },
-            ledger: LedgerConfig::default(),
             batch_size: 1024,
-            pricing: std::sync::Arc::new(ledger_pricing::Pricing::bundled()),
+            ..ledger_query::ServeConfig::new(addr, data.clone())
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {

@@ -7,8 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ledger_core::LedgerConfig;
-use ledger_ingest::Limits;
 use ledger_log::rdkafka::mocking::MockCluster;
 use ledger_log::{KafkaLog, KafkaOptions};
 
@@ -43,13 +41,8 @@ fn broker_down_answers_503_with_retry_after_and_the_retry_lands() {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     listener.set_nonblocking(true).expect("nonblocking");
     let config = ledger_query::ServeConfig {
-        listen: listener.local_addr().expect("addr"),
-        data_dir: dir.path().to_owned(),
-        secrets: Default::default(),
-        limits: Limits::default(),
-        ledger: LedgerConfig::default(),
         batch_size: 1024,
-        pricing: Arc::new(ledger_pricing::Pricing::bundled()),
+        ..ledger_query::ServeConfig::new(listener.local_addr().expect("addr"), dir.path().to_owned())
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = {

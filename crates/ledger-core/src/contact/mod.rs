@@ -207,7 +207,8 @@ impl ContactLedger {
         let opened = self.facts.iter().any(
             |(_, fact)| matches!(&**fact, Fact::ConversationOpened(c) if c.opened_by == after.message_id),
         );
-        let position = self.facts.iter().position(|(_, fact)| {
+        // The message's fact is usually among the latest.
+        let position = self.facts.iter().rposition(|(_, fact)| {
             matches!(&**fact, Fact::MessageBilled(m)
                 if m.message_id == after.message_id && m.evidence == before.evidence)
         });

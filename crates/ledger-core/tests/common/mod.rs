@@ -143,17 +143,7 @@ impl Given {
         h: f64,
         reported: Option<ReportedPricing>,
     ) -> &mut Self {
-        let name = format!("{status:?}").to_lowercase();
-        let kind = EventKind::MessageStatus(MessageStatus {
-            message_id: message.into(),
-            status,
-            recipient: Some(self.user.as_str().into()),
-            participant: None,
-            errors: Vec::new(),
-            reported,
-        });
-        self.push(format!("status:{message}:{name}:{}", self.time(h).0), self.time(h), kind);
-        self
+        self.push_status(message, status, h, None, reported)
     }
 
     /// A status about one participant of a group (R59): the harness's user is the group id.
@@ -164,16 +154,31 @@ impl Given {
         status: DeliveryStatus,
         h: f64,
     ) -> &mut Self {
+        self.push_status(message, status, h, Some(participant), None)
+    }
+
+    fn push_status(
+        &mut self,
+        message: &str,
+        status: DeliveryStatus,
+        h: f64,
+        participant: Option<&str>,
+        reported: Option<ReportedPricing>,
+    ) -> &mut Self {
         let name = format!("{status:?}").to_lowercase();
+        let id = match participant {
+            Some(p) => format!("status:{message}:{name}:{p}:{}", self.time(h).0),
+            None => format!("status:{message}:{name}:{}", self.time(h).0),
+        };
         let kind = EventKind::MessageStatus(MessageStatus {
             message_id: message.into(),
             status,
             recipient: Some(self.user.as_str().into()),
-            participant: Some(participant.into()),
+            participant: participant.map(Into::into),
             errors: Vec::new(),
-            reported: None,
+            reported,
         });
-        self.push(format!("status:{message}:{name}:{participant}:{}", self.time(h).0), self.time(h), kind);
+        self.push(id, self.time(h), kind);
         self
     }
 

@@ -84,32 +84,14 @@ impl History {
         hours: f64,
         category: Option<TemplateCategory>,
     ) -> String {
-        self.next += 1;
-        let id = format!("out-{}", self.next);
-        let at = self.time(hours);
         let content = match category {
             Some(category) => {
                 SendContent::Template(TemplateUse { name: "t".into(), language: "en".into(), category })
             }
             None => SendContent::NonTemplate { kind: "text".into() },
         };
-        let contact = Some(ContactKey::new("pn-1", user));
-        let send = EventKind::SendRecord(SendRecord {
-            message_id: id.as_str().into(),
-            recipient: Some(user.into()),
-            content,
-            marketing_lite: false,
-        });
-        self.push(waba, contact.clone(), format!("send-{id}"), at, send);
-        let status = EventKind::MessageStatus(MessageStatus {
-            message_id: id.as_str().into(),
-            status: DeliveryStatus::Delivered,
-            recipient: Some(user.into()),
-            participant: None,
-            errors: Vec::new(),
-            reported: None,
-        });
-        self.push(waba, contact, format!("status-{id}"), at, status);
+        let id = self.send(waba, user, hours, content);
+        self.delivered_status(waba, user, &id, hours, None);
         id
     }
 
@@ -123,29 +105,44 @@ impl History {
         category: TemplateCategory,
         reached: &[&str],
     ) -> String {
-        self.next += 1;
-        let id = format!("out-{}", self.next);
-        let at = self.time(hours);
-        let contact = Some(ContactKey::new("pn-1", group));
-        let send = EventKind::SendRecord(SendRecord {
-            message_id: id.as_str().into(),
-            recipient: Some(group.into()),
-            content: SendContent::Template(TemplateUse { name: "t".into(), language: "en".into(), category }),
-            marketing_lite: false,
-        });
-        self.push(waba, contact.clone(), format!("send-{id}"), at, send);
+        let content =
+            SendContent::Template(TemplateUse { name: "t".into(), language: "en".into(), category });
+        let id = self.send(waba, group, hours, content);
         for participant in reached {
-            let status = EventKind::MessageStatus(MessageStatus {
-                message_id: id.as_str().into(),
-                status: DeliveryStatus::Delivered,
-                recipient: Some(group.into()),
-                participant: Some((*participant).into()),
-                errors: Vec::new(),
-                reported: None,
-            });
-            self.push(waba, contact.clone(), format!("status-{id}-{participant}"), at, status);
+            self.delivered_status(waba, group, &id, hours, Some(participant));
         }
         id
+    }
+
+    /// A send record to `user`; returns the message id.
+    fn send(&mut self, waba: &str, user: &str, hours: f64, content: SendContent) -> String {
+        self.next += 1;
+        let id = format!("out-{}", self.next);
+        let send = EventKind::SendRecord(SendRecord {
+            message_id: id.as_str().into(),
+            recipient: Some(user.into()),
+            content,
+            marketing_lite: false,
+        });
+        self.push(waba, Some(ContactKey::new("pn-1", user)), format!("send-{id}"), self.time(hours), send);
+        id
+    }
+
+    /// A `delivered` status of message `id` to `user` (a group's `participant`, R59).
+    fn delivered_status(&mut self, waba: &str, user: &str, id: &str, hours: f64, participant: Option<&str>) {
+        let status = EventKind::MessageStatus(MessageStatus {
+            message_id: id.into(),
+            status: DeliveryStatus::Delivered,
+            recipient: Some(user.into()),
+            participant: participant.map(Into::into),
+            errors: Vec::new(),
+            reported: None,
+        });
+        let event_id = match participant {
+            Some(p) => format!("status-{id}-{p}"),
+            None => format!("status-{id}"),
+        };
+        self.push(waba, Some(ContactKey::new("pn-1", user)), event_id, self.time(hours), status);
     }
 
     /// Folds the history in order and prices the journal as the projector would.
