@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use ledger_core::{ContactKey, Entry, Event, EventKind, Fact, Ingested, Ledger, LedgerConfig, WabaId};
 use ledger_log::{EventLog, LogError, StoredRecord};
-use ledger_store::{DeadLetter, Scope, Store, StoreError};
+use ledger_store::{DeadLetter, Scope, StateBatch, Store, StoreError};
 
 pub use group::{
     partition_path, GroupMember, GroupOptions, OwnedPartition, Ownership, PricingFactory, RoundReport,
@@ -42,6 +42,8 @@ pub enum ProjectorError {
     /// Kafka mode's group membership: the data directory, a partition's store, positioning.
     #[error("projector group: {0}")]
     Group(String),
+    #[error("starting the projector's write thread: {0}")]
+    WriteThread(std::io::Error),
 }
 
 /// One entry's move of an invoice aggregate, as pricing encodes its line.
@@ -191,7 +193,12 @@ impl Projector {
     /// As [`Projector::project`], handing the batch's entries to `publish` before the write that
     /// moves the offset past them: if the write never happens the batch is projected again and
     /// the same entries (same ids) are published again — at least once, never lost. A `publish`
-    /// error fails the batch before anything is written.
+    /// error fails the batch before its write.
+    ///
+    /// A large batch is projected in chunks of [`PIPELINE_CHUNK`] records, each written with its
+    /// own offset: while one chunk is priced and written on a second thread, the next is folded.
+    /// When this returns the whole batch is in the store. After an error, memory may be ahead of
+    /// the store; the caller stops and a new projector resumes from the store's offset.
     pub fn project_publishing(
         &mut self,
         records: &[StoredRecord],
@@ -203,87 +210,40 @@ impl Projector {
         };
         let mut report =
             BatchReport { records: records.len(), next_offset: last.offset + 1, ..Default::default() };
-        let mut refusals: Vec<(u64, String, Vec<u8>)> = Vec::new();
-        let decoded = decode_all(records, &mut |record, reason| {
-            refusals.push((record.offset, reason, record.payload.clone()));
-        });
-
-        let store = self.store.clone();
-        let mut batch = store.batch();
-        let mut entries: Vec<Entry> = Vec::new();
-        let mut touched_contacts: HashSet<(WabaId, ContactKey)> = HashSet::new();
-        let mut touched_messages: HashSet<(WabaId, ContactKey, ledger_core::MessageId)> = HashSet::new();
-        let mut remaining = decoded.into_iter().peekable();
-        while remaining.peek().is_some() {
-            let mut ledger = self.ledger.write().unwrap_or_else(PoisonError::into_inner);
-            for Decoded { record, event } in remaining.by_ref().take(EVENTS_PER_LOCK) {
-                let offset = record.offset;
-                let scope = scope_of(&event);
-                let event_id = event.event_id.clone();
-                let event_time = event.event_time;
-                let contact = event.contact.clone().map(|c| (event.waba_id.clone(), c));
-                let message = message_of(&event.kind).cloned();
-                match ledger.apply(event, &mut entries) {
-                    Ok(Ingested::Created) => {
-                        report.created += 1;
-                        batch.put_event(&scope, event_time.0, event_id.as_str(), &record.payload);
-                        batch.put_dedupe(event_id.as_str(), offset);
-                        if let Some((waba_id, contact)) = contact {
-                            if let Some(message) = message {
-                                touched_messages.insert((waba_id.clone(), contact.clone(), message));
-                            }
-                            touched_contacts.insert((waba_id, contact));
+        let writer = ChunkWriter { store: &self.store, consumer: &self.consumer };
+        if records.len() <= PIPELINE_CHUNK {
+            let chunk = fold_chunk(&self.ledger, records, &mut report);
+            publish(&chunk.entries)?;
+            writer.write(&mut *self.pricing, chunk)?;
+        } else {
+            let (ledger, pricing) = (&self.ledger, &mut self.pricing);
+            std::thread::scope(|scope| {
+                // One chunk waits while one is written: the fold runs at most a chunk ahead.
+                let (sender, receiver) = std::sync::mpsc::sync_channel::<FoldedChunk>(1);
+                let written = std::thread::Builder::new()
+                    .name("projector-write".into())
+                    .spawn_scoped(scope, move || {
+                        for chunk in receiver {
+                            writer.write(&mut **pricing, chunk)?;
                         }
+                        Ok::<(), ProjectorError>(())
+                    })
+                    .map_err(ProjectorError::WriteThread)?;
+                let mut folded = Ok(());
+                for records in records.chunks(PIPELINE_CHUNK) {
+                    let chunk = fold_chunk(ledger, records, &mut report);
+                    if let Err(error) = publish(&chunk.entries) {
+                        folded = Err(error);
+                        break;
                     }
-                    Ok(Ingested::Exists) => report.duplicates += 1,
-                    Ok(Ingested::ExistsWithDifferent(field)) => {
-                        report.conflicts += 1;
-                        tracing::warn!(event_id = %event_id, field, "same event id, different content");
-                        let reason = format!(
-                            "event {event_id} arrived again with a different {field}; the first is kept"
-                        );
-                        refusals.push((offset, reason, record.payload.clone()));
-                    }
-                    Err(error) => {
-                        let reason = format!("event {event_id} refused by the fold: {error}");
-                        refusals.push((offset, reason, record.payload.clone()));
+                    if sender.send(chunk).is_err() {
+                        break; // The writer failed; its error is reported below.
                     }
                 }
-            }
-        }
-
-        {
-            let ledger = self.ledger.read().unwrap_or_else(PoisonError::into_inner);
-            for (waba_id, contact) in &touched_contacts {
-                if let Some(snapshot) = TimelineSnapshot::of(&ledger, waba_id, contact) {
-                    batch.put_timeline(
-                        waba_id.as_str(),
-                        &contact.phone_number_id,
-                        &contact.user_id,
-                        &snapshot.to_json(),
-                    );
-                }
-            }
-            for (waba_id, contact, message_id) in &touched_messages {
-                let snapshot = MessageSnapshot::of(&ledger, waba_id, contact, message_id);
-                let pair = (&*contact.phone_number_id, &*contact.user_id);
-                batch.put_message(waba_id.as_str(), pair, message_id.as_str(), &snapshot.to_json());
-            }
-        }
-        for entry in &entries {
-            batch.put_entry(entry, &self.pricing.markets(entry));
-            for priced in self.pricing.price(entry) {
-                batch.add_billing(&priced.waba_id, &priced.month, &priced.line, priced.quantity);
-            }
-        }
-        report.entries = entries.len();
-        report.refused = refusals.len() - report.conflicts;
-        publish(&entries)?;
-        self.store.commit(batch, &self.consumer, report.next_offset)?;
-        for (offset, reason, payload) in refusals {
-            let content_type = Some("application/x-protobuf; message=ledger.v1.Event");
-            let letter = DeadLetter::new(format!("log offset {offset}"), 0, reason, content_type, &payload);
-            self.store.put_dead_letter(&letter)?;
+                drop(sender);
+                let written = written.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                written.and(folded)
+            })?;
         }
         self.next_offset = report.next_offset;
 
@@ -293,6 +253,120 @@ impl Projector {
         metrics::counter!("ledger_projector_conflicts_total").increment(report.conflicts as u64);
         metrics::histogram!("ledger_projector_batch_seconds").record(started.elapsed().as_secs_f64());
         Ok(report)
+    }
+}
+
+/// Records per chunk of a pipelined batch: large enough that a chunk's sorted puts still land
+/// close together in the memtable and the hand-over costs nothing, small enough that the fold
+/// and the write overlap for most of a default batch (8,192 records).
+pub const PIPELINE_CHUNK: usize = 2048;
+
+/// What the fold of a chunk leaves for its write: the state puts, the journal entries still to
+/// be priced and indexed, and the refused records.
+struct FoldedChunk {
+    batch: StateBatch,
+    entries: Vec<Entry>,
+    refusals: Vec<(u64, String, Vec<u8>)>,
+    next_offset: u64,
+}
+
+/// Folds `records` into the ledger and collects what they change, except pricing (the
+/// writer's). Counts go into `report`.
+fn fold_chunk(ledger: &RwLock<Ledger>, records: &[StoredRecord], report: &mut BatchReport) -> FoldedChunk {
+    let next_offset = records.last().map_or(0, |r| r.offset + 1);
+    let mut refusals: Vec<(u64, String, Vec<u8>)> = Vec::new();
+    let decoded = decode_all(records, &mut |record, reason| {
+        refusals.push((record.offset, reason, record.payload.clone()));
+    });
+    let mut batch = StateBatch::default();
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut touched_contacts: HashSet<(WabaId, ContactKey)> = HashSet::new();
+    let mut touched_messages: HashSet<(WabaId, ContactKey, ledger_core::MessageId)> = HashSet::new();
+    let mut conflicts = 0;
+    let mut remaining = decoded.into_iter().peekable();
+    while remaining.peek().is_some() {
+        let mut ledger = ledger.write().unwrap_or_else(PoisonError::into_inner);
+        for Decoded { record, event } in remaining.by_ref().take(EVENTS_PER_LOCK) {
+            let offset = record.offset;
+            let scope = scope_of(&event);
+            let event_id = event.event_id.clone();
+            let event_time = event.event_time;
+            let contact = event.contact.clone().map(|c| (event.waba_id.clone(), c));
+            let message = message_of(&event.kind).cloned();
+            match ledger.apply(event, &mut entries) {
+                Ok(Ingested::Created) => {
+                    report.created += 1;
+                    batch.put_event(&scope, event_time.0, event_id.as_str(), &record.payload);
+                    batch.put_dedupe(event_id.as_str(), offset);
+                    if let Some((waba_id, contact)) = contact {
+                        if let Some(message) = message {
+                            touched_messages.insert((waba_id.clone(), contact.clone(), message));
+                        }
+                        touched_contacts.insert((waba_id, contact));
+                    }
+                }
+                Ok(Ingested::Exists) => report.duplicates += 1,
+                Ok(Ingested::ExistsWithDifferent(field)) => {
+                    conflicts += 1;
+                    tracing::warn!(event_id = %event_id, field, "same event id, different content");
+                    let reason =
+                        format!("event {event_id} arrived again with a different {field}; the first is kept");
+                    refusals.push((offset, reason, record.payload.clone()));
+                }
+                Err(error) => {
+                    let reason = format!("event {event_id} refused by the fold: {error}");
+                    refusals.push((offset, reason, record.payload.clone()));
+                }
+            }
+        }
+    }
+
+    let ledger = ledger.read().unwrap_or_else(PoisonError::into_inner);
+    for (waba_id, contact) in &touched_contacts {
+        if let Some(snapshot) = TimelineSnapshot::of(&ledger, waba_id, contact) {
+            batch.put_timeline(
+                waba_id.as_str(),
+                &contact.phone_number_id,
+                &contact.user_id,
+                &snapshot.to_json(),
+            );
+        }
+    }
+    for (waba_id, contact, message_id) in &touched_messages {
+        let snapshot = MessageSnapshot::of(&ledger, waba_id, contact, message_id);
+        let pair = (&*contact.phone_number_id, &*contact.user_id);
+        batch.put_message(waba_id.as_str(), pair, message_id.as_str(), &snapshot.to_json());
+    }
+    report.conflicts += conflicts;
+    report.refused += refusals.len() - conflicts;
+    report.entries += entries.len();
+    FoldedChunk { batch, entries, refusals, next_offset }
+}
+
+/// Prices and indexes a folded chunk's entries, writes the chunk with its offset, then keeps
+/// its refused records. Pricing sees the entries in journal order (chunks are written in turn).
+#[derive(Clone, Copy)]
+struct ChunkWriter<'a> {
+    store: &'a Store,
+    consumer: &'a str,
+}
+
+impl ChunkWriter<'_> {
+    fn write(self, pricing: &mut dyn EntryPricing, chunk: FoldedChunk) -> Result<(), ProjectorError> {
+        let FoldedChunk { mut batch, entries, refusals, next_offset } = chunk;
+        for entry in &entries {
+            batch.put_entry(entry, &pricing.markets(entry));
+            for priced in pricing.price(entry) {
+                batch.add_billing(&priced.waba_id, &priced.month, &priced.line, priced.quantity);
+            }
+        }
+        self.store.commit(batch, self.consumer, next_offset)?;
+        for (offset, reason, payload) in refusals {
+            let content_type = Some("application/x-protobuf; message=ledger.v1.Event");
+            let letter = DeadLetter::new(format!("log offset {offset}"), 0, reason, content_type, &payload);
+            self.store.put_dead_letter(&letter)?;
+        }
+        Ok(())
     }
 }
 

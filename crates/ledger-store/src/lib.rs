@@ -512,6 +512,7 @@ impl StateDigest {
 
 /// Everything one projector batch changes. Usage deltas are summed in memory and merged once
 /// per counter at commit.
+#[derive(Default)]
 pub struct StateBatch {
     puts: SortedPuts,
     usage: HashMap<Vec<u8>, i64>,
