@@ -54,6 +54,15 @@ impl Allowance {
         Some(promoted.1)
     }
 
+    /// The claims granted free, earliest first.
+    pub fn free(&self) -> impl Iterator<Item = &Claim> {
+        self.free.iter()
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     pub fn is_free(&self, claim: &Claim) -> bool {
         self.free.contains(claim)
     }

@@ -144,6 +144,12 @@ impl Journal {
         out.push(Entry::new(id, EntryAction::Reverse, Some(posted.entry_id), posted.resolution, posted.fact));
     }
 
+    /// The standing posting of a fact, as an entry.
+    pub fn live_entry(&self, fact_id: FactId) -> Option<Entry> {
+        let p = self.live.get(&fact_id)?;
+        Some(Entry::new(p.entry_id, EntryAction::Post, None, p.resolution, p.fact.clone()))
+    }
+
     pub fn live(&self, fact_id: FactId) -> Option<(&Arc<Fact>, Resolution)> {
         self.live.get(&fact_id).map(|p| (&p.fact, p.resolution))
     }

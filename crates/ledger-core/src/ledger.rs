@@ -10,7 +10,7 @@ use crate::event::{
 };
 use crate::fact::{AllowancePool, Charge, Fact, FactId};
 use crate::journal::{Entry, Journal, Resolution};
-use crate::time::Timestamp;
+use crate::time::{LocalMonth, Timestamp};
 
 /// Switches that are not facts of the log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -21,6 +21,21 @@ pub struct LedgerConfig {
     /// Overrides the spec's 1,000 free claims per allowance month (R13, R26, R80). Only for
     /// simulations and tests that need allowances to fill up with few events.
     pub allowance_limit: Option<usize>,
+}
+
+/// One claim an allowance granted free: see [`Ledger::free_grants`].
+#[derive(Debug, Clone)]
+pub struct FreeGrant {
+    pub pool: AllowancePool,
+    /// Free claims the pool grants a month.
+    pub limit: usize,
+    /// The claim's place in the pool's time order: (instant, fact id).
+    pub at: Timestamp,
+    pub fact_id: FactId,
+    /// The standing free posting.
+    pub posted: Entry,
+    /// The same fact posted billable, as it stands when the claim is not among the first.
+    pub if_billable: Entry,
 }
 
 #[derive(Debug)]
@@ -178,6 +193,44 @@ impl Ledger {
         let mut entries: Vec<Entry> = self.journal.live_entries().collect();
         entries.sort_by_key(|e| (e.fact.at(), matches!(&*e.fact, Fact::MessageBilled(_)), e.id));
         entries
+    }
+
+    /// The allowance claims of an account's month this ledger granted free (R13, R26, R80),
+    /// each with its posting and the entry it would be if billable.
+    ///
+    /// A ledger that folds only part of an account's contacts (one partition of a partitioned
+    /// log) grants its own first `limit` claims. The account's true free claims are the earliest
+    /// `limit` of the union of the parts' grants: a claim among the account's first `limit` is
+    /// among its own part's first `limit`. [`FreeGrant`] carries what such a merge needs.
+    pub fn free_grants(&self, waba_id: &WabaId, month: LocalMonth) -> Vec<FreeGrant> {
+        let mut grants = Vec::new();
+        for (pool, allowance) in &self.allowances {
+            if pool.month != month {
+                continue;
+            }
+            for &(at, fact_id) in allowance.free() {
+                let Some(posted) = self.journal.live_entry(fact_id) else { continue };
+                if posted.fact.context().waba_id != *waba_id {
+                    break; // A pool belongs to one account (a WABA, or one of its numbers).
+                }
+                let billable = Resolution { billable: true, free_reason: None };
+                let if_billable = Entry {
+                    billable: true,
+                    free_reason: None,
+                    pricing_type: billable.pricing_type(&posted.fact),
+                    ..posted.clone()
+                };
+                grants.push(FreeGrant {
+                    pool: pool.clone(),
+                    limit: allowance.limit(),
+                    at,
+                    fact_id,
+                    posted,
+                    if_billable,
+                });
+            }
+        }
+        grants
     }
 
     /// The WABA a business phone number's events came under, if any arrived.

@@ -34,5 +34,5 @@ pub use explain::{explain, Explanation};
 pub use fact::{Charge, Fact, FreeReason};
 pub use id::Id128;
 pub use journal::{Entry, EntryAction, Resolution};
-pub use ledger::{Ledger, LedgerConfig};
+pub use ledger::{FreeGrant, Ledger, LedgerConfig};
 pub use time::{LocalMonth, Timestamp};

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::http::AppState;
-use crate::queries::{parse_instant, Queries, QueryError, UsageRow, UsageView};
+use crate::queries::{parse_instant, GrantRow, Queries, QueryError, UsageRow, UsageView};
 
 /// The webhook-facing routes only: a stateless ingest worker has nothing to query.
 pub fn ingest_router(state: Arc<AppState>) -> Router {
@@ -71,6 +71,7 @@ pub fn member_router(state: Arc<MemberState>) -> Router {
         .route("/v1/contacts/{phone_number_id}/{user_id}/eligibility", get(contact_eligibility))
         .route("/v1/contacts/{phone_number_id}/{user_id}/timeline", get(contact_timeline))
         .route("/v1/accounts/{waba_id}/usage", get(account_usage))
+        .route("/v1/accounts/{waba_id}/free-grants", get(account_free_grants))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(member_metrics))
         .with_state(state)
@@ -234,25 +235,26 @@ async fn account_usage(
     };
     let local_only = params.scope.as_deref() == Some("local");
     let answer = tokio::task::spawn_blocking(move || -> Result<UsageView, (StatusCode, String)> {
+        let bad_request = |e: QueryError| (StatusCode::BAD_REQUEST, e.to_string());
         let mut views = Vec::new();
+        let mut grants = Vec::new();
         for (_, queries) in member.owned() {
-            let view =
-                queries.usage(&waba_id, &month).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
-            views.push(view);
-        }
-        if !local_only {
-            for peer in &member.peers {
-                let url = format!("{peer}/v1/accounts/{waba_id}/usage?month={month}&scope=local");
-                let (status, body) = get_from_peer(&url).map_err(|e| (StatusCode::BAD_GATEWAY, e))?;
-                if status != 200 {
-                    return Err((StatusCode::BAD_GATEWAY, format!("{url} answered {status}: {body}")));
-                }
-                let view: UsageView = serde_json::from_str(&body)
-                    .map_err(|e| (StatusCode::BAD_GATEWAY, format!("{url}: {e}")))?;
-                views.push(view);
+            views.push(queries.usage(&waba_id, &month).map_err(bad_request)?);
+            if !local_only {
+                grants.extend(queries.free_grants(&waba_id, &month).map_err(bad_request)?);
             }
         }
-        Ok(UsageView::sum(&waba_id, &month, views))
+        if local_only {
+            // Partition sums only: the asking member corrects allowances over every member's grants.
+            return Ok(UsageView::sum(&waba_id, &month, views));
+        }
+        for peer in &member.peers {
+            views.push(get_json(&format!("{peer}/v1/accounts/{waba_id}/usage?month={month}&scope=local"))?);
+            grants.extend(get_json::<Vec<GrantRow>>(&format!(
+                "{peer}/v1/accounts/{waba_id}/free-grants?month={month}"
+            ))?);
+        }
+        Ok(UsageView::sum(&waba_id, &month, views).with_account_allowances(grants))
     })
     .await;
     match answer {
@@ -262,7 +264,78 @@ async fn account_usage(
     }
 }
 
+/// A peer's JSON answer; anything but 200 with a readable body is a bad gateway.
+fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, (StatusCode, String)> {
+    let (status, body) = get_from_peer(url).map_err(|e| (StatusCode::BAD_GATEWAY, e))?;
+    if status != 200 {
+        return Err((StatusCode::BAD_GATEWAY, format!("{url} answered {status}: {body}")));
+    }
+    serde_json::from_str(&body).map_err(|e| (StatusCode::BAD_GATEWAY, format!("{url}: {e}")))
+}
+
+/// The free allowance grants of this member's partitions, for the member that merges usage.
+async fn account_free_grants(
+    State(member): State<Arc<MemberState>>,
+    Path(waba_id): Path<String>,
+    Query(params): Query<UsageParams>,
+) -> Response {
+    let Some(month) = params.month else {
+        return error(StatusCode::BAD_REQUEST, "month=YYYY-MM is required");
+    };
+    let answer = tokio::task::spawn_blocking(move || -> Result<Vec<GrantRow>, QueryError> {
+        let mut grants = Vec::new();
+        for (_, queries) in member.owned() {
+            grants.extend(queries.free_grants(&waba_id, &month)?);
+        }
+        Ok(grants)
+    })
+    .await;
+    match answer {
+        Ok(Ok(grants)) => Json(grants).into_response(),
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
 impl UsageView {
+    /// Applies account-wide allowances (R13, R26, R80) to a sum of partitions' usage: each
+    /// partition granted its own first `limit` claims, so the union of `grants` holds every
+    /// claim that is truly free — the earliest `limit` by (instant, fact id) per allowance. Each
+    /// other grant moves from its free row to the row it has when billable, in each of its
+    /// markets.
+    pub fn with_account_allowances(self, mut grants: Vec<GrantRow>) -> UsageView {
+        grants.sort_by(|a, b| (&a.pool, a.at, &a.fact_id).cmp(&(&b.pool, b.at, &b.fact_id)));
+        let mut moves: Vec<UsageRow> = Vec::new();
+        let mut pools = grants.chunk_by(|a, b| a.pool == b.pool);
+        for pool in pools.by_ref() {
+            for grant in pool.iter().skip(pool[0].limit) {
+                for (market, recipients) in &grant.markets {
+                    let row = |pricing_type: &str, count: i64| UsageRow {
+                        unit: grant.unit.clone(),
+                        category: grant.category.clone(),
+                        market: market.clone(),
+                        pricing_type: pricing_type.to_owned(),
+                        count,
+                    };
+                    moves.push(row(&grant.free_pricing_type, -(*recipients as i64)));
+                    moves.push(row(&grant.billable_pricing_type, *recipients as i64));
+                }
+            }
+        }
+        if moves.is_empty() {
+            return self;
+        }
+        let (waba_id, month) = (self.waba_id.clone(), self.month.clone());
+        let correction = UsageView {
+            waba_id: waba_id.clone(),
+            month: month.clone(),
+            rows: moves,
+            conversations: 0,
+            messages: 0,
+        };
+        UsageView::sum(&waba_id, &month, vec![self, correction])
+    }
+
     /// Rows with the same unit × category × market × pricing type added up.
     pub fn sum(waba_id: &str, month: &str, views: Vec<UsageView>) -> UsageView {
         let mut rows: BTreeMap<(String, String, String, String), i64> = BTreeMap::new();
@@ -298,5 +371,99 @@ async fn member_metrics(State(member): State<Arc<MemberState>>) -> Response {
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
         }
         None => error(StatusCode::NOT_FOUND, "metrics are not enabled"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(pool: &str, limit: usize, at: i64, fact: u128, market: &str) -> GrantRow {
+        GrantRow {
+            pool: pool.to_owned(),
+            limit,
+            at,
+            fact_id: format!("{fact:032x}"),
+            unit: "conversation".into(),
+            category: "service".into(),
+            markets: vec![(market.to_owned(), 1)],
+            free_pricing_type: "free_tier".into(),
+            billable_pricing_type: "regular".into(),
+        }
+    }
+
+    fn row(market: &str, pricing_type: &str, count: i64) -> UsageRow {
+        UsageRow {
+            unit: "conversation".into(),
+            category: "service".into(),
+            market: market.into(),
+            pricing_type: pricing_type.into(),
+            count,
+        }
+    }
+
+    fn counts(view: &UsageView) -> Vec<(String, String, i64)> {
+        view.rows.iter().map(|r| (r.market.clone(), r.pricing_type.clone(), r.count)).collect()
+    }
+
+    /// R26 across two partitions with an allowance of 2: each partition granted its own first two
+    /// claims (4 free in the sum); the account's first two by time stay free, the others are
+    /// billable in their own markets. A pool within its limit moves nothing.
+    #[test]
+    fn only_the_accounts_earliest_claims_stay_free() {
+        let pool = "era2_service_conversations/waba/2024-03";
+        let other = "era2_service_conversations/other-waba/2024-03";
+        let partition_0 = [grant(pool, 2, 10, 7, "India"), grant(pool, 2, 50, 3, "Brazil")];
+        let partition_1 = [grant(pool, 2, 20, 9, "India"), grant(pool, 2, 30, 1, "India")];
+        let summed = UsageView::sum(
+            "waba",
+            "2024-03",
+            vec![UsageView {
+                waba_id: "waba".into(),
+                month: "2024-03".into(),
+                rows: vec![
+                    row("Brazil", "free_tier", 1),
+                    row("India", "free_tier", 3),
+                    row("India", "regular", 5),
+                ],
+                conversations: 9,
+                messages: 0,
+            }],
+        );
+        let mut grants: Vec<GrantRow> = partition_1.iter().chain(&partition_0).cloned().collect();
+        grants.push(grant(other, 2, 5, 1, "India"));
+        let corrected = summed.with_account_allowances(grants);
+        assert_eq!(
+            counts(&corrected),
+            vec![
+                ("Brazil".into(), "regular".into(), 1),
+                ("India".into(), "free_tier".into(), 2),
+                ("India".into(), "regular".into(), 6),
+            ]
+        );
+        assert_eq!(corrected.conversations, 9, "claims move between rows; none appear or vanish");
+    }
+
+    /// Equal instants are ordered by fact id, as the ledger's own allowance orders them.
+    #[test]
+    fn ties_in_time_go_to_the_smaller_fact_id() {
+        let pool = "era1_conversations/waba/2022-05";
+        let summed = UsageView::sum(
+            "waba",
+            "2022-05",
+            vec![UsageView {
+                waba_id: "waba".into(),
+                month: "2022-05".into(),
+                rows: vec![row("India", "free_tier", 1), row("Brazil", "free_tier", 1)],
+                conversations: 2,
+                messages: 0,
+            }],
+        );
+        let grants = vec![grant(pool, 1, 10, 0x20, "India"), grant(pool, 1, 10, 0x1ff, "Brazil")];
+        let corrected = summed.with_account_allowances(grants);
+        assert_eq!(
+            counts(&corrected),
+            vec![("Brazil".into(), "regular".into(), 1), ("India".into(), "free_tier".into(), 1)]
+        );
     }
 }

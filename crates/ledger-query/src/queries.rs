@@ -67,6 +67,33 @@ pub struct UsageRow {
     pub count: i64,
 }
 
+/// The usage columns of an entry: unit, category and pricing type (messages inside a
+/// conversation are priced with it and have no pricing type of their own).
+pub fn usage_columns(entry: &Entry) -> (&'static str, &'static str, &'static str) {
+    let (unit, category) = match &*entry.fact {
+        Fact::ConversationOpened(c) => ("conversation", c.category.as_str()),
+        Fact::MessageBilled(m) => ("message", m.category.as_str()),
+    };
+    (unit, category, entry.pricing_type.map_or("within_conversation", |p| p.as_str()))
+}
+
+/// One allowance claim a ledger granted free, with the usage rows it moves between if a merge
+/// of partitions finds it is not among the account's first `limit` claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct GrantRow {
+    /// `kind/scope/month` of the allowance (scope: the WABA, or a phone number for R80).
+    pub pool: String,
+    pub limit: usize,
+    /// Unix seconds of the claim; with `fact_id` (32 hex digits) its place in time order.
+    pub at: i64,
+    pub fact_id: String,
+    pub unit: String,
+    pub category: String,
+    pub markets: Vec<(String, u64)>,
+    pub free_pricing_type: String,
+    pub billable_pricing_type: String,
+}
+
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct UsageView {
     pub waba_id: String,
@@ -205,18 +232,10 @@ impl Queries {
             if context.waba_id.as_str() != waba_id || context.local_month != month {
                 continue;
             }
-            let (unit, category) = match &*entry.fact {
-                Fact::ConversationOpened(c) => ("conversation", c.category.as_str()),
-                Fact::MessageBilled(m) => ("message", m.category.as_str()),
-            };
+            let (unit, category, pricing_type) = usage_columns(entry);
             let sign = if entry.action == EntryAction::Post { 1 } else { -1 };
             for (market, recipients) in pricer.markets(entry) {
-                let key = (
-                    unit.to_owned(),
-                    category.to_owned(),
-                    market,
-                    entry.pricing_type.map_or("within_conversation", |p| p.as_str()).to_owned(),
-                );
+                let key = (unit.to_owned(), category.to_owned(), market, pricing_type.to_owned());
                 *counts.entry(key).or_default() += sign * recipients as i64;
             }
         }
@@ -300,6 +319,35 @@ impl Queries {
         let mut live = self.account_entries(waba_id)?;
         live.retain(|e| month.is_none_or(|m| e.fact.context().local_month == m));
         Ok(attribution::attribute(&live, &mut Pricer::new(self.pricing.clone())))
+    }
+
+    /// The allowance claims of the account's month this ledger granted free, as a partitioned
+    /// deployment merges them ([`ledger_core::Ledger::free_grants`]).
+    pub fn free_grants(&self, waba_id: &str, month: &str) -> Result<Vec<GrantRow>, QueryError> {
+        let month = parse_month(month)?;
+        let grants = {
+            let ledger = self.ledger()?.read().unwrap_or_else(PoisonError::into_inner);
+            ledger.free_grants(&WabaId::from(waba_id), month)
+        };
+        let pricer = Pricer::new(self.pricing.clone());
+        Ok(grants
+            .into_iter()
+            .map(|grant| {
+                let (unit, category, free_pricing_type) = usage_columns(&grant.posted);
+                let pool = &grant.pool;
+                GrantRow {
+                    pool: format!("{}/{}/{}", pool.kind.as_str(), pool.scope, pool.month),
+                    limit: grant.limit,
+                    at: grant.at.0,
+                    fact_id: format!("{:032x}", grant.fact_id),
+                    unit: unit.to_owned(),
+                    category: category.to_owned(),
+                    markets: pricer.markets(&grant.posted),
+                    free_pricing_type: free_pricing_type.to_owned(),
+                    billable_pricing_type: usage_columns(&grant.if_billable).2.to_owned(),
+                }
+            })
+            .collect())
     }
 
     pub fn set_ledger(&self, ledger: Arc<RwLock<Ledger>>) {

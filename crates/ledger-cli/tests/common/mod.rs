@@ -34,25 +34,37 @@ pub fn records(webhooks: &[ledger_bench::Webhook]) -> Vec<Vec<LogRecord>> {
 
 /// Projects whatever `data/log` holds beyond `data/state`'s offset, as a restarted server would.
 pub fn catch_up(data: &Path) -> (Arc<Store>, BatchReport) {
+    catch_up_with(data, LedgerConfig::default())
+}
+
+fn catch_up_with(data: &Path, config: LedgerConfig) -> (Arc<Store>, BatchReport) {
     let log = EmbeddedLog::open(&data.join("log"), EmbeddedLogOptions::default()).expect("log");
     let store = Arc::new(Store::open(&data.join("state")).expect("state"));
     let pricing = ledger_query::billing::projection_pricing(Arc::new(ledger_pricing::Pricing::bundled()));
     let mut projector =
-        Projector::resume(&log, store.clone(), PROJECTOR, LedgerConfig::default(), pricing, &mut |_, _| {})
-            .expect("resume");
+        Projector::resume(&log, store.clone(), PROJECTOR, config, pricing, &mut |_, _| {}).expect("resume");
     let report = drain(&mut projector, &log, 4096, log.end_offset(), &mut |_, _| {}).expect("drain");
     (store, report)
 }
 
 /// One clean embedded run over `webhooks` in `data`: the reference state.
 pub fn embedded_run(data: &Path, webhooks: &[ledger_bench::Webhook]) -> (Arc<Store>, BatchReport) {
+    embedded_run_with(data, webhooks, LedgerConfig::default())
+}
+
+/// [`embedded_run`] with a ledger configuration.
+pub fn embedded_run_with(
+    data: &Path,
+    webhooks: &[ledger_bench::Webhook],
+    config: LedgerConfig,
+) -> (Arc<Store>, BatchReport) {
     {
         let log = EmbeddedLog::open(&data.join("log"), EmbeddedLogOptions::default()).expect("log");
         for batch in records(webhooks) {
             log.append(batch).wait_blocking().expect("append");
         }
     }
-    catch_up(data)
+    catch_up_with(data, config)
 }
 
 /// Each partition's end offset.
