@@ -224,7 +224,8 @@ struct UsageParams {
 }
 
 /// Account usage summed over partitions: each counts its own contacts' conversations and
-/// messages, so the account's figure is the sum.
+/// messages, so the account's figure is the sum — once account-wide allowances are applied over
+/// every partition's free grants ([`UsageView::with_account_allowances`]).
 async fn account_usage(
     State(member): State<Arc<MemberState>>,
     Path(waba_id): Path<String>,
@@ -237,17 +238,14 @@ async fn account_usage(
     let answer = tokio::task::spawn_blocking(move || -> Result<UsageView, (StatusCode, String)> {
         let bad_request = |e: QueryError| (StatusCode::BAD_REQUEST, e.to_string());
         let mut views = Vec::new();
-        let mut grants = Vec::new();
         for (_, queries) in member.owned() {
             views.push(queries.usage(&waba_id, &month).map_err(bad_request)?);
-            if !local_only {
-                grants.extend(queries.free_grants(&waba_id, &month).map_err(bad_request)?);
-            }
         }
         if local_only {
             // Partition sums only: the asking member corrects allowances over every member's grants.
             return Ok(UsageView::sum(&waba_id, &month, views));
         }
+        let mut grants = local_grants(&member, &waba_id, &month).map_err(bad_request)?;
         for peer in &member.peers {
             views.push(get_json(&format!("{peer}/v1/accounts/{waba_id}/usage?month={month}&scope=local"))?);
             grants.extend(get_json::<Vec<GrantRow>>(&format!(
@@ -262,6 +260,15 @@ async fn account_usage(
         Ok(Err((status, reason))) => error(status, reason),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+/// The free allowance grants of the account's month in this member's partitions.
+fn local_grants(member: &MemberState, waba_id: &str, month: &str) -> Result<Vec<GrantRow>, QueryError> {
+    let mut grants = Vec::new();
+    for (_, queries) in member.owned() {
+        grants.extend(queries.free_grants(waba_id, month)?);
+    }
+    Ok(grants)
 }
 
 /// A peer's JSON answer; anything but 200 with a readable body is a bad gateway.
@@ -282,14 +289,7 @@ async fn account_free_grants(
     let Some(month) = params.month else {
         return error(StatusCode::BAD_REQUEST, "month=YYYY-MM is required");
     };
-    let answer = tokio::task::spawn_blocking(move || -> Result<Vec<GrantRow>, QueryError> {
-        let mut grants = Vec::new();
-        for (_, queries) in member.owned() {
-            grants.extend(queries.free_grants(&waba_id, &month)?);
-        }
-        Ok(grants)
-    })
-    .await;
+    let answer = tokio::task::spawn_blocking(move || local_grants(&member, &waba_id, &month)).await;
     match answer {
         Ok(Ok(grants)) => Json(grants).into_response(),
         Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
