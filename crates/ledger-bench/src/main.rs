@@ -140,9 +140,10 @@ fn pipeline(contacts: usize) -> anyhow::Result<()> {
         loaded.elapsed().as_secs_f64()
     );
 
-    let (store, report, seconds) = project_into(&log, &dir.path().join("state"), 8192)?;
+    let batch = ledger_query::server::DEFAULT_BATCH_SIZE;
+    let (store, report, seconds) = project_into(&log, &dir.path().join("state"), batch)?;
     println!(
-        "projector: {} events → {} entries in {seconds:.2}s = {:.0} events/s (batches of 8192, written in chunks of {} while the next is folded)",
+        "projector: {} events → {} entries in {seconds:.2}s = {:.0} events/s (batches of {batch}, written in chunks of {} while the next is folded)",
         report.records,
         report.entries,
         report.records as f64 / seconds,

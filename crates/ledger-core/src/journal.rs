@@ -106,6 +106,22 @@ impl Entry {
     pub fn resolution(&self) -> Resolution {
         Resolution { billable: self.billable, free_reason: self.free_reason }
     }
+
+    /// The same posting with another verdict (and the pricing type that follows from it).
+    pub fn with_resolution(&self, resolution: Resolution) -> Entry {
+        Entry::new(self.id, self.action, self.reverses, resolution, self.fact.clone())
+    }
+
+    /// The entry's usage columns: unit (`conversation` or `message`), category and pricing type.
+    /// Messages inside a conversation are priced with it: `within_conversation`, no type of their
+    /// own.
+    pub fn usage_columns(&self) -> (&'static str, &'static str, &'static str) {
+        let (unit, category) = match &*self.fact {
+            Fact::ConversationOpened(c) => ("conversation", c.category.as_str()),
+            Fact::MessageBilled(m) => ("message", m.category.as_str()),
+        };
+        (unit, category, self.pricing_type.map_or("within_conversation", |p| p.as_str()))
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -213,13 +213,8 @@ impl Ledger {
                 if posted.fact.context().waba_id != *waba_id {
                     break; // A pool belongs to one account (a WABA, or one of its numbers).
                 }
-                let billable = Resolution { billable: true, free_reason: None };
-                let if_billable = Entry {
-                    billable: true,
-                    free_reason: None,
-                    pricing_type: billable.pricing_type(&posted.fact),
-                    ..posted.clone()
-                };
+                // As `resolve` decides a claim outside the allowance.
+                let if_billable = posted.with_resolution(Resolution::of(posted.fact.charge(), false));
                 grants.push(FreeGrant {
                     pool: pool.clone(),
                     limit: allowance.limit(),

@@ -205,7 +205,7 @@ impl Pricer {
         let pricing = self.pricing.clone();
         let date = local_date(fact);
         let decision = pricing.decide(fact, entry.billable, self.locate(recipient, date), date);
-        let pricing_type = entry.pricing_type.map_or("within_conversation", |p| p.as_str()).to_owned();
+        let pricing_type = entry.usage_columns().2.to_owned();
         let mut line = LineKey {
             unit: decision.unit.to_owned(),
             category: decision.category.clone(),

@@ -268,7 +268,7 @@ async fn usage(
     Path(waba_id): Path<String>,
     Query(params): Query<MonthParam>,
 ) -> Result<Response, QueryError> {
-    let month = params.month.ok_or_else(|| QueryError::BadRequest("month=YYYY-MM is required".into()))?;
+    let month = crate::queries::required_month(params.month)?;
     let as_of = params.as_of.as_deref().map(parse_instant).transpose()?;
     let answer = blocking(move || match as_of {
         Some(as_of) => app.queries.usage_as_of(&waba_id, &month, as_of),
@@ -291,7 +291,7 @@ async fn invoice(
     Path(waba_id): Path<String>,
     Query(params): Query<InvoiceParams>,
 ) -> Result<Response, QueryError> {
-    let month = params.month.ok_or_else(|| QueryError::BadRequest("month=YYYY-MM is required".into()))?;
+    let month = crate::queries::required_month(params.month)?;
     let as_of = params.as_of.as_deref().map(parse_instant).transpose()?;
     let csv = match params.format.as_deref() {
         None | Some("json") => false,

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::http::AppState;
-use crate::queries::{parse_instant, GrantRow, Queries, QueryError, UsageRow, UsageView};
+use crate::queries::{parse_instant, required_month, GrantRow, Queries, QueryError, UsageRow, UsageView};
 
 /// The webhook-facing routes only: a stateless ingest worker has nothing to query.
 pub fn ingest_router(state: Arc<AppState>) -> Router {
@@ -231,21 +231,17 @@ async fn account_usage(
     Path(waba_id): Path<String>,
     Query(params): Query<UsageParams>,
 ) -> Response {
-    let Some(month) = params.month else {
-        return error(StatusCode::BAD_REQUEST, "month=YYYY-MM is required");
-    };
-    let local_only = params.scope.as_deref() == Some("local");
-    let answer = tokio::task::spawn_blocking(move || -> Result<UsageView, (StatusCode, String)> {
-        let bad_request = |e: QueryError| (StatusCode::BAD_REQUEST, e.to_string());
+    answer_account(move || {
+        let month = required_month(params.month)?;
         let mut views = Vec::new();
         for (_, queries) in member.owned() {
-            views.push(queries.usage(&waba_id, &month).map_err(bad_request)?);
+            views.push(queries.usage(&waba_id, &month)?);
         }
-        if local_only {
+        if params.scope.as_deref() == Some("local") {
             // Partition sums only: the asking member corrects allowances over every member's grants.
             return Ok(UsageView::sum(&waba_id, &month, views));
         }
-        let mut grants = local_grants(&member, &waba_id, &month).map_err(bad_request)?;
+        let mut grants = local_grants(&member, &waba_id, &month)?;
         for peer in &member.peers {
             views.push(get_json(&format!("{peer}/v1/accounts/{waba_id}/usage?month={month}&scope=local"))?);
             grants.extend(get_json::<Vec<GrantRow>>(&format!(
@@ -254,10 +250,38 @@ async fn account_usage(
         }
         Ok(UsageView::sum(&waba_id, &month, views).with_account_allowances(grants))
     })
-    .await;
-    match answer {
-        Ok(Ok(view)) => Json(view).into_response(),
-        Ok(Err((status, reason))) => error(status, reason),
+    .await
+}
+
+/// The free allowance grants of this member's partitions, for the member that merges usage.
+async fn account_free_grants(
+    State(member): State<Arc<MemberState>>,
+    Path(waba_id): Path<String>,
+    Query(params): Query<UsageParams>,
+) -> Response {
+    answer_account(move || Ok(local_grants(&member, &waba_id, &required_month(params.month)?)?)).await
+}
+
+/// Why an account route could not answer: the query's own error, or a peer that did not.
+enum AccountError {
+    Query(QueryError),
+    Peer(String),
+}
+
+impl From<QueryError> for AccountError {
+    fn from(error: QueryError) -> Self {
+        AccountError::Query(error)
+    }
+}
+
+/// Runs an account route's work off the async executor and answers with its JSON or its error.
+async fn answer_account<T: Serialize + Send + 'static>(
+    work: impl FnOnce() -> Result<T, AccountError> + Send + 'static,
+) -> Response {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(answer)) => Json(answer).into_response(),
+        Ok(Err(AccountError::Query(error))) => error.into_response(),
+        Ok(Err(AccountError::Peer(reason))) => error(StatusCode::BAD_GATEWAY, reason),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -272,29 +296,12 @@ fn local_grants(member: &MemberState, waba_id: &str, month: &str) -> Result<Vec<
 }
 
 /// A peer's JSON answer; anything but 200 with a readable body is a bad gateway.
-fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, (StatusCode, String)> {
-    let (status, body) = get_from_peer(url).map_err(|e| (StatusCode::BAD_GATEWAY, e))?;
+fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, AccountError> {
+    let (status, body) = get_from_peer(url).map_err(AccountError::Peer)?;
     if status != 200 {
-        return Err((StatusCode::BAD_GATEWAY, format!("{url} answered {status}: {body}")));
+        return Err(AccountError::Peer(format!("{url} answered {status}: {body}")));
     }
-    serde_json::from_str(&body).map_err(|e| (StatusCode::BAD_GATEWAY, format!("{url}: {e}")))
-}
-
-/// The free allowance grants of this member's partitions, for the member that merges usage.
-async fn account_free_grants(
-    State(member): State<Arc<MemberState>>,
-    Path(waba_id): Path<String>,
-    Query(params): Query<UsageParams>,
-) -> Response {
-    let Some(month) = params.month else {
-        return error(StatusCode::BAD_REQUEST, "month=YYYY-MM is required");
-    };
-    let answer = tokio::task::spawn_blocking(move || local_grants(&member, &waba_id, &month)).await;
-    match answer {
-        Ok(Ok(grants)) => Json(grants).into_response(),
-        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    serde_json::from_str(&body).map_err(|e| AccountError::Peer(format!("{url}: {e}")))
 }
 
 impl UsageView {
@@ -306,8 +313,7 @@ impl UsageView {
     pub fn with_account_allowances(self, mut grants: Vec<GrantRow>) -> UsageView {
         grants.sort_by(|a, b| (&a.pool, a.at, &a.fact_id).cmp(&(&b.pool, b.at, &b.fact_id)));
         let mut moves: Vec<UsageRow> = Vec::new();
-        let mut pools = grants.chunk_by(|a, b| a.pool == b.pool);
-        for pool in pools.by_ref() {
+        for pool in grants.chunk_by(|a, b| a.pool == b.pool) {
             for grant in pool.iter().skip(pool[0].limit) {
                 for (market, recipients) in &grant.markets {
                     let row = |pricing_type: &str, count: i64| UsageRow {

@@ -4,7 +4,6 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use ledger_core::fact::Fact;
 use ledger_core::{
     ContactKey, Eligibility, Entry, EntryAction, Ledger, LedgerConfig, LocalMonth, Timestamp, WabaId,
 };
@@ -28,6 +27,11 @@ pub enum QueryError {
     NotReady,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The `month` a route cannot answer without.
+pub fn required_month(month: Option<String>) -> Result<String, QueryError> {
+    month.ok_or_else(|| QueryError::BadRequest("month=YYYY-MM is required".into()))
 }
 
 pub fn parse_month(text: &str) -> Result<LocalMonth, QueryError> {
@@ -65,16 +69,6 @@ pub struct UsageRow {
     pub market: String,
     pub pricing_type: String,
     pub count: i64,
-}
-
-/// The usage columns of an entry: unit, category and pricing type (messages inside a
-/// conversation are priced with it and have no pricing type of their own).
-pub fn usage_columns(entry: &Entry) -> (&'static str, &'static str, &'static str) {
-    let (unit, category) = match &*entry.fact {
-        Fact::ConversationOpened(c) => ("conversation", c.category.as_str()),
-        Fact::MessageBilled(m) => ("message", m.category.as_str()),
-    };
-    (unit, category, entry.pricing_type.map_or("within_conversation", |p| p.as_str()))
 }
 
 /// One allowance claim a ledger granted free, with the usage rows it moves between if a merge
@@ -232,7 +226,7 @@ impl Queries {
             if context.waba_id.as_str() != waba_id || context.local_month != month {
                 continue;
             }
-            let (unit, category, pricing_type) = usage_columns(entry);
+            let (unit, category, pricing_type) = entry.usage_columns();
             let sign = if entry.action == EntryAction::Post { 1 } else { -1 };
             for (market, recipients) in pricer.markets(entry) {
                 let key = (unit.to_owned(), category.to_owned(), market, pricing_type.to_owned());
@@ -333,7 +327,7 @@ impl Queries {
         Ok(grants
             .into_iter()
             .map(|grant| {
-                let (unit, category, free_pricing_type) = usage_columns(&grant.posted);
+                let (unit, category, free_pricing_type) = grant.posted.usage_columns();
                 let pool = &grant.pool;
                 GrantRow {
                     pool: format!("{}/{}/{}", pool.kind.as_str(), pool.scope, pool.month),
@@ -344,7 +338,7 @@ impl Queries {
                     category: category.to_owned(),
                     markets: pricer.markets(&grant.posted),
                     free_pricing_type: free_pricing_type.to_owned(),
-                    billable_pricing_type: usage_columns(&grant.if_billable).2.to_owned(),
+                    billable_pricing_type: grant.if_billable.usage_columns().2.to_owned(),
                 }
             })
             .collect())

@@ -23,7 +23,6 @@ pub mod keys;
 use std::collections::HashMap;
 use std::path::Path;
 
-use ledger_core::fact::Fact;
 use ledger_core::{Entry, EntryAction};
 use prost::Message;
 use rocksdb::{
@@ -173,7 +172,7 @@ impl Store {
     }
 
     pub fn batch(&self) -> StateBatch {
-        StateBatch { puts: SortedPuts::default(), usage: HashMap::new(), billing: HashMap::new() }
+        StateBatch::default()
     }
 
     /// Writes a batch and the log position it covers, atomically. Not synced: the log is the
@@ -525,14 +524,6 @@ impl std::fmt::Debug for StateBatch {
     }
 }
 
-/// A batch's puts, handed to RocksDB sorted by family and key.
-///
-/// A memtable is a skip list that remembers where its last insert went: inserting keys in order
-/// walks a few nodes from there, while keys in arrival order (contacts interleaved) search from
-/// the top and miss the caches on most of the ~20 levels. The projector's batches touch tens of
-/// thousands of keys across contacts, so the order is most of the write's cost. Keys and values
-/// live in one buffer; the index is what gets sorted. Equal keys keep their order (the sort is
-/// stable), so a later put still wins.
 /// The families a batch puts into, in the order the sort hands them over (any fixed order will do).
 #[derive(Clone, Copy)]
 enum Family {
@@ -557,6 +548,14 @@ impl Family {
     }
 }
 
+/// A batch's puts, handed to RocksDB sorted by family and key.
+///
+/// A memtable is a skip list that remembers where its last insert went: inserting keys in order
+/// walks a few nodes from there, while keys in arrival order (contacts interleaved) search from
+/// the top and miss the caches on most of the ~20 levels. The projector's batches touch tens of
+/// thousands of keys across contacts, so the order is most of the write's cost. Keys and values
+/// live in one buffer; the index is what gets sorted. Equal keys keep their order (the sort is
+/// stable), so a later put still wins.
 #[derive(Default)]
 struct SortedPuts {
     bytes: Vec<u8>,
@@ -631,10 +630,7 @@ impl StateBatch {
         let account = Scope::Account { waba_id: waba_id.to_owned() };
         self.puts.put(Family::EntryIndex, &keys::entry_index_key(&account, at, entry.id.0), &[]);
 
-        let (unit, category) = match &*entry.fact {
-            Fact::ConversationOpened(c) => ("conversation", c.category.as_str()),
-            Fact::MessageBilled(m) => ("message", m.category.as_str()),
-        };
+        let (unit, category, pricing_type) = entry.usage_columns();
         let sign = match entry.action {
             EntryAction::Post => 1,
             EntryAction::Reverse => -1,
@@ -646,8 +642,7 @@ impl StateBatch {
                 unit: unit.to_owned(),
                 category: category.to_owned(),
                 market: market.clone(),
-                // Messages inside a conversation are priced with it: no pricing type of their own.
-                pricing_type: entry.pricing_type.map_or("within_conversation", |p| p.as_str()).to_owned(),
+                pricing_type: pricing_type.to_owned(),
             };
             *self.usage.entry(keys::usage_key(&usage)).or_default() += sign * *recipients as i64;
         }
