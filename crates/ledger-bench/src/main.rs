@@ -415,6 +415,7 @@ fn synthetic_entry(i: usize, contacts: usize, at: i64) -> ledger_core::Entry {
         },
         reported: None,
         participants: Vec::new(),
+        tokens: None,
         context: BillingContext {
             waba_id: "bench-waba".into(),
             contact: ledger_core::ContactKey::new("bench-phone", &user),

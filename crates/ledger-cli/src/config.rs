@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use ledger_core::{AllowanceScope, RuleSettings};
 use ledger_pricing::Pricing;
 use ledger_query::ingest::Secrets;
 use serde::Deserialize;
@@ -22,7 +23,9 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub batch_size: Option<usize>,
-    pub era5: Option<bool>,
+    /// The `[rules]` table: rule settings (R80, R82).
+    #[serde(default)]
+    pub rules: RulesFile,
     /// Rate-card directory (see `rates/SOURCES.md`).
     pub rates: Option<PathBuf>,
     /// Business settings for pricing (TOML, see `examples/pricing.toml`).
@@ -32,6 +35,60 @@ pub struct FileConfig {
     /// Kafka mode (`ledger ingest`, `ledger project`).
     #[serde(default)]
     pub kafka: KafkaFileConfig,
+}
+
+/// The `[rules]` table: the points the spec leaves open, as dated settings (R80, R82, Q14).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesFile {
+    pub fep_window_hours_from_2026_09_28: Option<u32>,
+    pub service_allowance_scope: Option<AllowanceScope>,
+}
+
+/// Rule settings by flag (over the `[rules]` table). When none is given a command uses the
+/// settings its data directory recorded, or the defaults for a new one; when one is given it
+/// must equal the recorded settings (see `--refold`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RulesArgs {
+    /// R82: free entry point window length, in hours, for windows opened from 2026-09-28
+    /// (72 to 168) [default: 72].
+    #[arg(long, global = true, env = "LEDGER_FEP_WINDOW_HOURS_FROM_2026_09_28")]
+    pub fep_window_hours_from_2026_09_28: Option<u32>,
+    /// R80: who shares the 1,000 free service messages a month [default: phone_number].
+    #[arg(long, global = true, env = "LEDGER_SERVICE_ALLOWANCE_SCOPE", value_parser = parse_scope)]
+    pub service_allowance_scope: Option<AllowanceScope>,
+}
+
+fn parse_scope(text: &str) -> Result<AllowanceScope, String> {
+    match text {
+        "phone_number" => Ok(AllowanceScope::PhoneNumber),
+        "waba" => Ok(AllowanceScope::Waba),
+        other => Err(format!("{other:?} is not a scope: phone_number or waba")),
+    }
+}
+
+impl RulesArgs {
+    /// The settings asked for, if any were: the defaults overridden by the file, then the flags.
+    pub fn requested(&self, file: &RulesFile) -> anyhow::Result<Option<RuleSettings>> {
+        let hours = self.fep_window_hours_from_2026_09_28.or(file.fep_window_hours_from_2026_09_28);
+        let scope = self.service_allowance_scope.or(file.service_allowance_scope);
+        if hours.is_none() && scope.is_none() {
+            return Ok(None);
+        }
+        let defaults = RuleSettings::default();
+        let settings = RuleSettings {
+            fep_window_hours_from_2026_09_28: hours.unwrap_or(defaults.fep_window_hours_from_2026_09_28),
+            service_allowance_scope: scope.unwrap_or(defaults.service_allowance_scope),
+        };
+        settings.validate()?;
+        Ok(Some(settings))
+    }
+
+    /// For commands that fold a file rather than a data directory: the settings asked for, or
+    /// the defaults.
+    pub fn settings(&self) -> anyhow::Result<RuleSettings> {
+        Ok(self.requested(&RulesFile::default())?.unwrap_or_default())
+    }
 }
 
 /// The `[kafka]` table.
@@ -152,9 +209,12 @@ pub struct ServeArgs {
     /// Most log records per projector batch [default: 8192].
     #[arg(long, env = "LEDGER_BATCH_SIZE")]
     pub batch_size: Option<usize>,
-    /// Apply era 5 (paid service messages from 2026-10-01; Q14).
-    #[arg(long, env = "LEDGER_ERA5")]
-    pub era5: bool,
+    #[command(flatten)]
+    pub rules: RulesArgs,
+    /// When the data directory was folded under other rule settings, re-fold its state from
+    /// the log under these (the old state is kept beside it) instead of refusing.
+    #[arg(long)]
+    pub refold: bool,
     #[command(flatten)]
     pub pricing: PricingArgs,
     #[arg(long, env = "LEDGER_META_APP_SECRET", hide_env_values = true)]
@@ -200,7 +260,7 @@ impl ServeArgs {
             secrets,
             limits: ledger_ingest::Limits::default(),
             ledger: ledger_core::LedgerConfig {
-                era5_enabled: self.era5 || file.era5.unwrap_or(false),
+                rules: self.rules.requested(&file.rules)?.unwrap_or_default(),
                 allowance_limit: None,
             },
             batch_size: self
@@ -238,6 +298,18 @@ mod tests {
         assert_eq!(producer.get("enable.idempotence"), Some("true"));
         assert_eq!(producer.get("acks"), Some("all"));
         assert_eq!(producer.get("partitioner"), Some("murmur2_random"));
+    }
+
+    #[test]
+    fn the_example_config_states_the_default_rule_settings() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ledger.toml");
+        let file = FileConfig::load(&path).expect("examples/ledger.toml parses");
+        let requested = RulesArgs::default().requested(&file.rules).expect("valid");
+        assert_eq!(requested, Some(RuleSettings::default()));
+        // A flag overrides the table; a value outside R82's bounds is refused with its reason.
+        let flags = RulesArgs { fep_window_hours_from_2026_09_28: Some(200), ..RulesArgs::default() };
+        let error = flags.requested(&file.rules).expect_err("out of bounds");
+        assert!(error.to_string().contains("R82"), "{error}");
     }
 
     #[test]

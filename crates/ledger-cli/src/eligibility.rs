@@ -1,5 +1,6 @@
 //! `ledger eligibility FILE --contact PHONE_NUMBER_ID/USER_ID --at TIME`: what the contact may be
-//! sent at that instant (R1, R2, R25, R53), what each kind of send would open or be billed as.
+//! sent at that instant (R1, R2, R25, R53), what each kind of send would open or be billed as,
+//! and the list rate of each chargeable send on the card in force (R5, R6, R80).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use ledger_core::{ContactKey, Ledger, LedgerConfig, Timestamp, WabaId};
 
+use crate::config::{PricingArgs, RulesArgs};
 use crate::fold::{fold_events, read_events};
 
 #[derive(Debug, Args)]
@@ -23,9 +25,10 @@ pub struct EligibilityArgs {
     /// The WABA; needed only when the contact appears under several.
     #[arg(long)]
     pub waba: Option<String>,
-    /// Apply era 5 (paid service messages from 2026-10-01, as reported; unverified).
-    #[arg(long)]
-    pub era5: bool,
+    #[command(flatten)]
+    pub rules: RulesArgs,
+    #[command(flatten)]
+    pub pricing: PricingArgs,
 }
 
 pub fn run(args: &EligibilityArgs) -> Result<()> {
@@ -50,9 +53,10 @@ pub fn run(args: &EligibilityArgs) -> Result<()> {
         (None, []) => bail!("no event in {} names the contact {}", args.file.display(), args.contact),
         (None, _) => bail!("the contact appears under several WABAs; choose one with --waba"),
     };
-    let mut ledger = Ledger::new(LedgerConfig { era5_enabled: args.era5, allowance_limit: None });
+    let pricing = args.pricing.load()?;
+    let mut ledger = Ledger::new(LedgerConfig { rules: args.rules.settings()?, allowance_limit: None });
     fold_events(&mut ledger, events)?;
-    let answer = ledger.eligibility(&waba, &contact, at);
+    let answer = pricing.price_eligibility(waba.as_str(), user, ledger.eligibility(&waba, &contact, at));
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &answer)?;
     out.write_all(b"\n")?;

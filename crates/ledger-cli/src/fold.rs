@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ledger_core::{explain, Entry, Event, Explanation, Fact, Ingested, Ledger, LedgerConfig};
+
+use crate::config::RulesArgs;
 use serde::Serialize;
 
 /// At most this many bad lines are listed before giving up the listing.
@@ -27,9 +29,8 @@ pub struct FoldArgs {
     /// After the entries, print a per-category summary to standard error.
     #[arg(long)]
     pub summary: bool,
-    /// Apply era 5 (paid service messages from 2026-10-01, as reported; unverified).
-    #[arg(long)]
-    pub era5: bool,
+    #[command(flatten)]
+    pub rules: RulesArgs,
 }
 
 #[derive(Serialize)]
@@ -41,7 +42,7 @@ struct ExplainedEntry<'a> {
 
 pub fn run(args: &FoldArgs) -> Result<()> {
     let events = read_events(&args.file)?;
-    let mut ledger = Ledger::new(LedgerConfig { era5_enabled: args.era5, allowance_limit: None });
+    let mut ledger = Ledger::new(LedgerConfig { rules: args.rules.settings()?, allowance_limit: None });
     let journal = fold_events(&mut ledger, events)?;
     let entries = if args.journal { journal } else { ledger.live_entries() };
 

@@ -14,7 +14,8 @@ use ledger_query::{EntryFilter, Queries};
 use ledger_store::{Store, PROJECTOR};
 use serde_json::Value;
 
-use crate::config::{PricingArgs, DEFAULT_DATA_DIR};
+use crate::config::{PricingArgs, RulesArgs, RulesFile, DEFAULT_DATA_DIR};
+use crate::store_ops::stored_rules;
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
@@ -28,6 +29,8 @@ pub struct QueryArgs {
     /// Print the answer as JSON.
     #[arg(long, global = true)]
     pub json: bool,
+    #[command(flatten)]
+    pub rules: RulesArgs,
     #[command(flatten)]
     pub pricing: PricingArgs,
 }
@@ -140,9 +143,14 @@ fn ask_data_dir(args: &QueryArgs) -> anyhow::Result<Value> {
             .with_context(|| format!("opening the state in {}", args.data_dir.display()))?,
     );
     let pricing = args.pricing.load()?;
+    // As-of answers and eligibility fold the log: under the state's own rule settings.
+    let config = LedgerConfig {
+        rules: stored_rules(&store, args.rules.requested(&RulesFile::default())?)?,
+        allowance_limit: None,
+    };
     let mut queries = Queries::new(store.clone(), pricing.clone());
     if let Ok(log) = EmbeddedLog::open_read_only(&log_path(&args.data_dir)) {
-        queries = queries.with_log(Arc::new(log), LedgerConfig::default());
+        queries = queries.with_log(Arc::new(log), config);
     }
     // Eligibility needs the fold's in-memory state, and so does finding a phone number's WABA
     // when the question does not name it: only then fold the projected prefix of the log.
@@ -158,8 +166,7 @@ fn ask_data_dir(args: &QueryArgs) -> anyhow::Result<Value> {
     if needs_fold {
         let log = EmbeddedLog::open_read_only(&log_path(&args.data_dir)).context("opening the event log")?;
         let pricing = ledger_query::billing::projection_pricing(pricing);
-        let projector =
-            Projector::resume(&log, store, PROJECTOR, LedgerConfig::default(), pricing, &mut |_, _| {})?;
+        let projector = Projector::resume(&log, store, PROJECTOR, config, pricing, &mut |_, _| {})?;
         queries.set_ledger(projector.ledger());
     }
     Ok(match &args.question {
@@ -405,7 +412,12 @@ fn render_invoice(answer: &Value) -> String {
         "unit", "category", "market", "pricing type", "tier", "count", "rate", "amount", "free reason / note"
     );
     for line in answer["lines"].as_array().into_iter().flatten() {
-        let note = line.get("free_reason").or(line.get("unpriced")).and_then(Value::as_str).unwrap_or("");
+        let provisional = line["provisional"].as_bool() == Some(true);
+        let note = match line.get("free_reason").or(line.get("unpriced")).and_then(Value::as_str) {
+            Some(note) => note,
+            None if provisional => "provisional: the reported cost of a max-price message (R84)",
+            None => "",
+        };
         out += &format!(
             "{:<13} {:<29} {:<22} {:<22} {:<8} {:>7} {:>10} {:>12}  {}\n",
             text(line, "unit"),

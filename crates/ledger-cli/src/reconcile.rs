@@ -13,7 +13,8 @@ use ledger_query::Queries;
 use ledger_store::Store;
 use serde_json::Value;
 
-use crate::config::{PricingArgs, DEFAULT_DATA_DIR};
+use crate::config::{PricingArgs, RulesArgs, RulesFile, DEFAULT_DATA_DIR};
+use crate::store_ops::stored_rules;
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
@@ -38,6 +39,8 @@ pub struct ReconcileArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub rules: RulesArgs,
+    #[command(flatten)]
     pub pricing: PricingArgs,
 }
 
@@ -58,8 +61,9 @@ pub fn run(args: &ReconcileArgs) -> anyhow::Result<bool> {
             );
             let log =
                 EmbeddedLog::open_read_only(&log_path(&args.data_dir)).context("opening the event log")?;
-            let queries =
-                Queries::new(store, args.pricing.load()?).with_log(Arc::new(log), LedgerConfig::default());
+            let rules = stored_rules(&store, args.rules.requested(&RulesFile::default())?)?;
+            let config = LedgerConfig { rules, allowance_limit: None };
+            let queries = Queries::new(store, args.pricing.load()?).with_log(Arc::new(log), config);
             serde_json::to_value(queries.reconcile(
                 &args.waba_id,
                 args.month.as_deref(),

@@ -6,15 +6,15 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use ledger_core::LedgerConfig;
+use ledger_core::{LedgerConfig, RuleSettings};
 use ledger_ingest::{Limits, Provider};
 use ledger_log::{EmbeddedLog, EmbeddedLogOptions, EventLog};
-use ledger_projector::{drain, EntryPricing, Projector};
+use ledger_projector::{drain, rule_settings_for, EntryPricing, Projector, ProjectorError};
 use ledger_query::ingest;
 use ledger_query::server::{log_path, state_path};
 use ledger_store::{Store, PROJECTOR};
 
-use crate::config::{PricingArgs, ServeArgs, DEFAULT_DATA_DIR};
+use crate::config::{PricingArgs, RulesArgs, RulesFile, ServeArgs, DEFAULT_DATA_DIR};
 
 /// The projector's pricing hook for the given cards and settings.
 pub fn projection(pricing: &PricingArgs) -> anyhow::Result<Box<dyn EntryPricing>> {
@@ -22,10 +22,75 @@ pub fn projection(pricing: &PricingArgs) -> anyhow::Result<Box<dyn EntryPricing>
 }
 
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
-    let config = args.resolve()?;
+    let mut config = args.resolve()?;
+    let requested = args.rules.requested(&args.file()?.rules)?;
+    config.ledger.rules = settle_rules(&config.data_dir, requested, args.refold, &config.pricing)?;
     tracing::info!(secrets = ?config.secrets, "configuration loaded");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(ledger_query::serve(config))
+}
+
+/// The rule settings to fold a data directory's state under: its recorded settings, which
+/// `requested` must equal, or `requested` (else the defaults) for a new state. With `refold`, a
+/// state folded under other settings is rebuilt from the log under the requested ones; the old
+/// state is kept beside it as `state.before-refold-<unix seconds>` and its dead letters are
+/// carried over.
+pub fn settle_rules(
+    data_dir: &Path,
+    requested: Option<RuleSettings>,
+    refold: bool,
+    pricing: &Arc<ledger_pricing::Pricing>,
+) -> anyhow::Result<RuleSettings> {
+    let state = state_path(data_dir);
+    if !state.exists() {
+        return Ok(requested.unwrap_or_default());
+    }
+    let refusal = {
+        let store = Store::open(&state).context("opening the state store")?;
+        match rule_settings_for(&store, PROJECTOR, requested, false) {
+            Ok(settings) => return Ok(settings),
+            Err(ProjectorError::Rules(refusal)) => refusal,
+            Err(other) => return Err(other.into()),
+        }
+    };
+    if !refold {
+        return Err(
+            anyhow::Error::new(refusal).context(format!("opening the state in {}", data_dir.display()))
+        );
+    }
+    let settings = requested.unwrap_or_default();
+    tracing::warn!(%refusal, new = %settings, "re-folding the state from the log");
+    let fresh = data_dir.join("state.refold");
+    if fresh.exists() {
+        std::fs::remove_dir_all(&fresh).with_context(|| format!("removing {}", fresh.display()))?;
+    }
+    {
+        let log = EmbeddedLog::open(&log_path(data_dir), EmbeddedLogOptions::default())
+            .context("opening the event log")?;
+        let config = LedgerConfig { rules: settings, allowance_limit: None };
+        let pricing = ledger_query::billing::projection_pricing(pricing.clone());
+        rebuild(&log, &fresh, config, log.end_offset(), 65_536, false, pricing)?;
+        log.close();
+        let old = Store::open(&state).context("opening the state store")?;
+        let new = Store::open(&fresh).context("opening the re-folded store")?;
+        let mut letters = old.dead_letters(usize::MAX)?;
+        letters.reverse(); // oldest first, so they keep their order
+        for letter in &letters {
+            new.put_dead_letter(letter)?;
+        }
+    }
+    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let kept = data_dir.join(format!("state.before-refold-{unix}"));
+    std::fs::rename(&state, &kept).with_context(|| format!("moving the old state to {}", kept.display()))?;
+    std::fs::rename(&fresh, &state).context("moving the re-folded state into place")?;
+    eprintln!("re-folded the state under [{settings}]; the previous state is in {}", kept.display());
+    Ok(settings)
+}
+
+/// The rule settings a read-only command answers under: the data directory's own, which
+/// `requested` must equal.
+pub fn stored_rules(store: &Store, requested: Option<RuleSettings>) -> anyhow::Result<RuleSettings> {
+    Ok(rule_settings_for(store, PROJECTOR, requested, true)?)
 }
 
 fn progress_bar(label: &str, total: u64) -> ProgressBar {
@@ -53,6 +118,11 @@ pub struct ImportArgs {
     #[arg(long)]
     pub server: Option<String>,
     #[command(flatten)]
+    pub rules: RulesArgs,
+    /// When the data directory was folded under other rule settings, re-fold it from the log.
+    #[arg(long)]
+    pub refold: bool,
+    #[command(flatten)]
     pub pricing: PricingArgs,
 }
 
@@ -75,6 +145,9 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
     if let Some(server) = &args.server {
         return import_via_server(args, server);
     }
+    let pricing = args.pricing.load()?;
+    let requested = args.rules.requested(&RulesFile::default())?;
+    let rules = settle_rules(&args.data_dir, requested, args.refold, &pricing)?;
     let log = EmbeddedLog::open(&log_path(&args.data_dir), EmbeddedLogOptions::default())
         .context("opening the event log (is `ledger serve` running on this data directory? use --server)")?;
     let store = Arc::new(Store::open(&state_path(&args.data_dir)).context("opening the state store")?);
@@ -106,8 +179,8 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
         &log,
         store,
         PROJECTOR,
-        LedgerConfig::default(),
-        projection(&args.pricing)?,
+        LedgerConfig { rules, allowance_limit: None },
+        ledger_query::billing::projection_pricing(pricing),
         &mut |_, _| {},
     )?;
     let report = drain(&mut projector, &log, 8192, log.end_offset(), &mut |_, _| {})?;
@@ -166,8 +239,9 @@ pub struct ReplayArgs {
     /// Where to build the fresh store [default: <data-dir>/state.rebuilt]; must not exist.
     #[arg(long)]
     pub into: Option<PathBuf>,
-    #[arg(long)]
-    pub era5: bool,
+    /// Rule settings for the fresh store [default: the live state's own].
+    #[command(flatten)]
+    pub rules: RulesArgs,
     /// Records per batch.
     #[arg(long, default_value_t = 65_536)]
     pub batch_size: usize,
@@ -211,7 +285,16 @@ pub fn rebuild(
 pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let log = EmbeddedLog::open_read_only(&log_path(&args.data_dir)).context("opening the event log")?;
     let into = args.into.clone().unwrap_or_else(|| args.data_dir.join("state.rebuilt"));
-    let config = LedgerConfig { era5_enabled: args.era5, allowance_limit: None };
+    let requested = args.rules.requested(&RulesFile::default())?;
+    let live = state_path(&args.data_dir);
+    // A replay under other settings is how a state moves to them: the live state's settings
+    // are only the default.
+    let rules = match requested {
+        Some(rules) => rules,
+        None if live.exists() => Store::open_read_only(&live)?.rule_settings()?.unwrap_or_default(),
+        None => RuleSettings::default(),
+    };
+    let config = LedgerConfig { rules, allowance_limit: None };
     let digest = rebuild(
         &log,
         &into,
@@ -229,8 +312,8 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
 pub struct AuditArgs {
     #[arg(long, env = "LEDGER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
-    #[arg(long)]
-    pub era5: bool,
+    #[command(flatten)]
+    pub rules: RulesArgs,
     #[arg(long)]
     pub quiet: bool,
     #[command(flatten)]
@@ -245,7 +328,9 @@ pub fn audit(args: &AuditArgs) -> anyhow::Result<bool> {
     let covered = live.offset(PROJECTOR)?;
     let live_digest = live.digest()?;
     let scratch = tempfile::tempdir()?;
-    let config = LedgerConfig { era5_enabled: args.era5, allowance_limit: None };
+    // The rebuild folds under the live state's own settings: an audit proves a bill as it was made.
+    let rules = stored_rules(&live, args.rules.requested(&RulesFile::default())?)?;
+    let config = LedgerConfig { rules, allowance_limit: None };
     let rebuilt = rebuild(
         &log,
         &scratch.path().join("state"),

@@ -126,15 +126,20 @@ fn a_refused_body_names_the_file_and_the_json_path() {
 fn eligibility_answers_match_the_golden_file() {
     // Contact A inside its entry point window with the service window closed; contact B inside
     // its service window (free-form and in-window utility free, marketing and authentication
-    // charged).
+    // charged). Then era 5, on 2026-12-01 (R80, R81): contact A two hours after writing (a
+    // free-form reply is a service message, free within its number's allowance, 1 of 1,000
+    // used; utility charged, with Brazil's rate), and a second number whose 1,000 free service
+    // messages of December are used (the next reply is charged).
     let mut answers = String::new();
-    for (contact, at) in [
-        ("106540352242922/5511987650001", "2025-09-03T20:00:00Z"),
-        ("106540352242922/5511987650002", "2025-09-03T11:30:00Z"),
+    for (file, contact, at) in [
+        ("sample-events.jsonl", "106540352242922/5511987650001", "2025-09-03T20:00:00Z"),
+        ("sample-events.jsonl", "106540352242922/5511987650002", "2025-09-03T11:30:00Z"),
+        ("sample-events.jsonl", "106540352242922/5511987650001", "2026-12-01T12:00:00Z"),
+        ("service-allowance-2026-12.jsonl", "106540352242923/5511987600090", "2026-12-02T18:30:00Z"),
     ] {
         let output = ledger()
             .arg("eligibility")
-            .arg(root().join("examples/sample-events.jsonl"))
+            .arg(root().join("examples").join(file))
             .args(["--contact", contact, "--at", at])
             .output()
             .expect("runs");

@@ -112,6 +112,7 @@ fn contact_events(rng: &mut Rng, n: u64, out: &mut Vec<Event>) {
                 recipient: Some(user.as_str().into()),
                 content,
                 marketing_lite: false,
+                meta_business_agent: None,
             };
             out.push(event(format!("send:{id}"), t, t, &user, EventKind::SendRecord(record)));
             out.push(status(&user, &id, DeliveryStatus::Sent, t + 1, t + 2));

@@ -105,6 +105,10 @@ pub enum PricingCategory {
     /// R59: free inside the group's customer service window; never tier-eligible.
     GroupUtility,
     GroupService,
+    /// R83b: a Meta Business Agent message, charged per token apart from the rate card.
+    MetaBusinessAgent,
+    /// R83c: an AI Provider's message (analytics `AI_BOT`), outside service pricing.
+    GeneralPurposeAi,
 }
 
 impl PricingCategory {
@@ -121,6 +125,8 @@ impl PricingCategory {
             PricingCategory::GroupMarketing => "group_marketing",
             PricingCategory::GroupUtility => "group_utility",
             PricingCategory::GroupService => "group_service",
+            PricingCategory::MetaBusinessAgent => "meta_business_agent",
+            PricingCategory::GeneralPurposeAi => "general_purpose_ai",
         }
     }
 
@@ -241,6 +247,8 @@ pub enum ReportedCategory {
     GroupMarketing,
     GroupUtility,
     GroupService,
+    /// R83c: AI Providers (analytics `AI_BOT`).
+    GeneralPurposeAi,
     /// Anything else, kept verbatim.
     Other(String),
 }
@@ -261,6 +269,7 @@ impl ReportedCategory {
             ReportedCategory::GroupMarketing => "group_marketing",
             ReportedCategory::GroupUtility => "group_utility",
             ReportedCategory::GroupService => "group_service",
+            ReportedCategory::GeneralPurposeAi => "general_purpose_ai",
             ReportedCategory::Other(text) => text,
         }
     }
@@ -281,6 +290,7 @@ impl ReportedCategory {
             "group_marketing" => ReportedCategory::GroupMarketing,
             "group_utility" => ReportedCategory::GroupUtility,
             "group_service" => ReportedCategory::GroupService,
+            "general_purpose_ai" | "ai_bot" => ReportedCategory::GeneralPurposeAi,
             _ => ReportedCategory::Other(text.to_owned()),
         }
     }
@@ -298,7 +308,9 @@ impl ReportedCategory {
             ReportedCategory::Authentication | ReportedCategory::AuthenticationInternational => {
                 Some(MessageClass::Template(TemplateCategory::Authentication))
             }
-            ReportedCategory::Service | ReportedCategory::GroupService => Some(MessageClass::NonTemplate),
+            ReportedCategory::Service
+            | ReportedCategory::GroupService
+            | ReportedCategory::GeneralPurposeAi => Some(MessageClass::NonTemplate),
             ReportedCategory::ReferralConversion
             | ReportedCategory::UserInitiated
             | ReportedCategory::BusinessInitiated
@@ -347,9 +359,8 @@ mod tests {
             ReportedCategory::AuthenticationInternational
         );
         assert_eq!(ReportedCategory::parse("UTILITY"), ReportedCategory::Utility);
-        assert_eq!(
-            ReportedCategory::parse("general_purpose_ai"),
-            ReportedCategory::Other("general_purpose_ai".into())
-        );
+        assert_eq!(ReportedCategory::parse("general_purpose_ai"), ReportedCategory::GeneralPurposeAi);
+        assert_eq!(ReportedCategory::parse("AI_BOT"), ReportedCategory::GeneralPurposeAi);
+        assert_eq!(ReportedCategory::parse("something_new"), ReportedCategory::Other("something_new".into()));
     }
 }

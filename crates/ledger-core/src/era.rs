@@ -26,7 +26,8 @@ pub enum Era {
     FreeService,
     /// Era 4: per-message pricing (R50–R59).
     PerMessage,
-    /// Era 5: paid service messages as reported from 2026-10-01 (R80–R83); unverified, opt-in.
+    /// Era 5: paid service messages and paid in-window utility from 2026-10-01 (R80–R84): the
+    /// era in force now.
     PaidService,
 }
 
@@ -60,6 +61,11 @@ pub const ERA2_START: (i32, u32, u32) = date(2023, 6, 1);
 pub const ERA3_START: (i32, u32, u32) = date(2024, 11, 1);
 pub const ERA4_START: (i32, u32, u32) = date(2025, 7, 1);
 pub const ERA5_START: (i32, u32, u32) = date(2026, 10, 1);
+/// R82: from this local date the entry point window length is a setting (Meta's pricing page as
+/// quoted from 2026-09-28 says "up to 7 days"; its July and August texts say 72 h).
+pub const FEP_LENGTH_SETTING_START: (i32, u32, u32) = date(2026, 9, 28);
+/// R83b: Meta Business Agent messages are charged per token from this local date.
+pub const MBA_TOKENS_START: (i32, u32, u32) = date(2026, 8, 1);
 
 /// An account's calendar: its time zone and the instants at which its eras switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,13 +74,14 @@ pub struct AccountClock {
     /// Shared by every fact the account produces.
     tz_name: Arc<str>,
     tz_assumed: bool,
-    era5_enabled: bool,
     era1: Timestamp,
     fep_72h: Timestamp,
     era2: Timestamp,
     era3: Timestamp,
     era4: Timestamp,
     era5: Timestamp,
+    fep_length_setting: Timestamp,
+    mba_tokens: Timestamp,
     /// The instants local months start at, from `MONTH_TABLE_FIRST_YEAR` on: every fact needs
     /// its WABA-local month, and a binary search is far cheaper than a tz conversion.
     month_starts: Arc<[Timestamp]>,
@@ -85,7 +92,7 @@ const MONTH_TABLE_YEARS: i32 = 16;
 
 impl AccountClock {
     /// `tz_assumed` marks an account folded in UTC because no settings event named its zone.
-    pub fn new(tz: Tz, tz_assumed: bool, era5_enabled: bool) -> Self {
+    pub fn new(tz: Tz, tz_assumed: bool) -> Self {
         let at = |(y, m, d): (i32, u32, u32)| {
             local_day_start(tz, NaiveDate::from_ymd_opt(y, m, d).expect("era dates are valid"))
         };
@@ -93,21 +100,22 @@ impl AccountClock {
             tz,
             tz_name: Arc::from(tz.name()),
             tz_assumed,
-            era5_enabled,
             era1: at(ERA1_START),
             fep_72h: at(FEP_72H_START),
             era2: at(ERA2_START),
             era3: at(ERA3_START),
             era4: at(ERA4_START),
             era5: at(ERA5_START),
+            fep_length_setting: at(FEP_LENGTH_SETTING_START),
+            mba_tokens: at(MBA_TOKENS_START),
             month_starts: (0..MONTH_TABLE_YEARS * 12)
                 .map(|i| at((MONTH_TABLE_FIRST_YEAR + i / 12, (i % 12) as u32 + 1, 1)))
                 .collect(),
         }
     }
 
-    pub fn utc_assumed(era5_enabled: bool) -> Self {
-        AccountClock::new(Tz::UTC, true, era5_enabled)
+    pub fn utc_assumed() -> Self {
+        AccountClock::new(Tz::UTC, true)
     }
 
     pub fn tz(&self) -> Tz {
@@ -131,7 +139,7 @@ impl AccountClock {
             Era::ConversationCategories
         } else if t < self.era4 {
             Era::FreeService
-        } else if t < self.era5 || !self.era5_enabled {
+        } else if t < self.era5 {
             Era::PerMessage
         } else {
             Era::PaidService
@@ -142,6 +150,17 @@ impl AccountClock {
     /// conversation (R14).
     pub fn fep_is_72h_window(&self, t: Timestamp) -> bool {
         t >= self.fep_72h
+    }
+
+    /// R82: whether a window opened at `t` takes its length from the rule settings (from
+    /// 2026-09-28) rather than the fixed 72 h of R53.
+    pub fn fep_length_is_a_setting(&self, t: Timestamp) -> bool {
+        t >= self.fep_length_setting
+    }
+
+    /// R83b: whether a Meta Business Agent message delivered at `t` is charged per token.
+    pub fn mba_is_charged(&self, t: Timestamp) -> bool {
+        t >= self.mba_tokens
     }
 
     pub fn local_month(&self, t: Timestamp) -> LocalMonth {
@@ -162,19 +181,19 @@ mod tests {
     #[test]
     fn per_message_pricing_starts_at_local_midnight() {
         // R50: 2025-07-01 00:00 in Asia/Kolkata (UTC+05:30) is 2025-06-30T18:30Z.
-        let kolkata = AccountClock::new("Asia/Kolkata".parse().expect("zone"), false, false);
+        let kolkata = AccountClock::new("Asia/Kolkata".parse().expect("zone"), false);
         let switch = Timestamp(1_751_308_200);
         assert_eq!(kolkata.era_at(switch.plus(-1)), Era::FreeService);
         assert_eq!(kolkata.era_at(switch), Era::PerMessage);
         // The same instant is still June 30 in UTC.
-        let utc = AccountClock::utc_assumed(false);
+        let utc = AccountClock::utc_assumed();
         assert_eq!(utc.era_at(switch), Era::FreeService);
     }
 
     #[test]
     fn the_month_table_agrees_with_the_tz_conversion() {
         for zone in ["America/Sao_Paulo", "Asia/Kolkata", "Pacific/Chatham", "America/St_Johns", "UTC"] {
-            let clock = AccountClock::new(zone.parse().expect("zone"), false, false);
+            let clock = AccountClock::new(zone.parse().expect("zone"), false);
             // Every 6 hours over 2019–2037: outside, at and inside every boundary of the table.
             let mut t = 1_546_300_800 - 86_400 * 40;
             while t < 2_114_380_800 {
@@ -191,9 +210,12 @@ mod tests {
     }
 
     #[test]
-    fn era5_only_when_enabled() {
-        let t = Timestamp(1_793_000_000); // 2026-10-25
-        assert_eq!(AccountClock::utc_assumed(false).era_at(t), Era::PerMessage);
-        assert_eq!(AccountClock::utc_assumed(true).era_at(t), Era::PaidService);
+    fn era5_is_in_force_from_local_midnight_of_2026_10_01() {
+        // R80, R81: 2026-10-01 00:00 in America/Sao_Paulo (UTC-03:00) is 03:00Z.
+        let sao_paulo = AccountClock::new("America/Sao_Paulo".parse().expect("zone"), false);
+        let switch = Timestamp(1_790_823_600);
+        assert_eq!(sao_paulo.era_at(switch.plus(-1)), Era::PerMessage);
+        assert_eq!(sao_paulo.era_at(switch), Era::PaidService);
+        assert_eq!(AccountClock::utc_assumed().era_at(Timestamp(1_793_000_000)), Era::PaidService);
     }
 }

@@ -33,6 +33,8 @@ pub enum FreeReason {
     CustomerServiceWindow,
     /// Per-message pricing never charges non-template messages (R51).
     NonTemplate,
+    /// R83c: the provider reported an AI Provider message as not charged under its own policy.
+    ProviderPolicy,
     /// Conversation-based pricing charges the conversation (its `conversation_opened` entry),
     /// never the message itself (R10, R21, R22, R56).
     PerConversation,
@@ -46,6 +48,7 @@ impl FreeReason {
             FreeReason::FreeService => "free_service",
             FreeReason::CustomerServiceWindow => "customer_service_window",
             FreeReason::NonTemplate => "non_template",
+            FreeReason::ProviderPolicy => "provider_policy",
             FreeReason::PerConversation => "per_conversation",
         }
     }
@@ -205,6 +208,9 @@ pub struct MessageBilled {
     /// per participant, at each one's market rate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub participants: Vec<Arc<str>>,
+    /// R83b: the tokens a Meta Business Agent message used, where the send record gives them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
     pub context: BillingContext,
     pub rules: RulePath,
     pub evidence: Vec<EventId>,
@@ -251,6 +257,15 @@ impl Fact {
         match self {
             Fact::ConversationOpened(c) => c.opened_at,
             Fact::MessageBilled(m) => m.delivered_at,
+        }
+    }
+
+    /// How many charges the fact makes: one, or one per group participant reached (R59). An
+    /// allowance claim draws this many units (R80).
+    pub fn quantity(&self) -> u64 {
+        match self {
+            Fact::ConversationOpened(_) => 1,
+            Fact::MessageBilled(m) => m.quantity(),
         }
     }
 

@@ -61,6 +61,7 @@ impl Resolution {
                 | FreeReason::FreeService
                 | FreeReason::CustomerServiceWindow
                 | FreeReason::NonTemplate
+                | FreeReason::ProviderPolicy
                 | FreeReason::PerConversation,
             ) => PricingType::FreeCustomerService,
         })

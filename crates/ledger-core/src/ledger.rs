@@ -10,14 +10,15 @@ use crate::event::{
 };
 use crate::fact::{AllowancePool, Charge, Fact, FactId};
 use crate::journal::{Entry, Journal, Resolution};
+use crate::settings::RuleSettings;
 use crate::time::{LocalMonth, Timestamp};
 
-/// Switches that are not facts of the log.
+/// What the fold is configured with besides the log.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LedgerConfig {
-    /// Apply era 5 (paid service, R80–R83) from 2026-10-01. Off by default: it rests on
-    /// secondary reports, not a Meta snapshot (Q14).
-    pub era5_enabled: bool,
+    /// The rule settings for the points the sources leave open (R80, R82, Q14). A store
+    /// records them; see [`RuleSettings`].
+    pub rules: RuleSettings,
     /// Overrides the spec's 1,000 free claims per allowance month (R13, R26, R80). Only for
     /// simulations and tests that need allowances to fill up with few events.
     pub allowance_limit: Option<usize>,
@@ -49,10 +50,10 @@ struct Account {
 }
 
 impl Account {
-    fn new(config: LedgerConfig) -> Self {
+    fn new() -> Self {
         Account {
             settings: None,
-            clock: AccountClock::utc_assumed(config.era5_enabled),
+            clock: AccountClock::utc_assumed(),
             catalog: TemplateCatalog::default(),
             account_events: foldhash::HashMap::default(),
             contacts: foldhash::HashMap::default(),
@@ -76,13 +77,17 @@ impl Ledger {
         Ledger { config, ..Ledger::default() }
     }
 
+    pub fn config(&self) -> LedgerConfig {
+        self.config
+    }
+
     /// Folds one event in, appending the journal entries it causes to `out`.
     pub fn apply(&mut self, event: Event, out: &mut Vec<Entry>) -> Result<Ingested, EventError> {
         event.validate()?;
         let config = self.config;
         // Look up before inserting: cloning a key costs atomic reference counting per event.
         if !self.accounts.contains_key(&event.waba_id) {
-            self.accounts.insert(event.waba_id.clone(), Account::new(config));
+            self.accounts.insert(event.waba_id.clone(), Account::new());
         }
         let account = self.accounts.get_mut(&event.waba_id).expect("inserted above");
         let Account { clock, catalog, contacts, account_events, settings } = account;
@@ -92,7 +97,8 @@ impl Ledger {
                 self.phone_numbers.insert(contact_key.phone_number_id.clone(), event.waba_id.clone());
             }
             let waba_id = event.waba_id.clone();
-            let ctx = FoldContext { clock, catalog, waba_id: &waba_id, contact: &contact_key };
+            let ctx =
+                FoldContext { clock, catalog, rules: config.rules, waba_id: &waba_id, contact: &contact_key };
             let mut diff = FactDiff::default();
             if !contacts.contains_key(&contact_key) {
                 contacts.insert(contact_key.clone(), ContactLedger::default());
@@ -117,7 +123,7 @@ impl Ledger {
                 if newer {
                     let tz = parse_time_zone(&new.time_zone)?;
                     *settings = Some((event.event_time, event.event_id.clone(), new.clone()));
-                    let next = AccountClock::new(tz, false, config.era5_enabled);
+                    let next = AccountClock::new(tz, false);
                     if next != *clock {
                         *clock = next;
                         refold_all = true;
@@ -171,18 +177,21 @@ impl Ledger {
                 (&account.clock, &account.catalog, account.contacts.get(contact).unwrap_or(&empty))
             }
             None => {
-                fallback = Account::new(self.config);
+                fallback = Account::new();
                 (&fallback.clock, &fallback.catalog, &empty)
             }
         };
-        let ctx = FoldContext { clock, catalog, waba_id, contact };
+        let ctx = FoldContext { clock, catalog, rules: self.config.rules, waba_id, contact };
         let mut answer = ledger.eligibility(&ctx, at);
         for preview in
             [&mut answer.free_form, &mut answer.marketing, &mut answer.utility, &mut answer.authentication]
         {
             if let Some(Charge::Allowance(pool)) = &preview.charge {
+                let limit = self.config.allowance_limit.unwrap_or(pool.kind.limit()) as u64;
                 preview.allowance_used = Some(self.allowances.get(pool).map_or(0, |a| a.used_before(at)));
+                preview.allowance_limit = Some(limit);
             }
+            preview.summary = preview.summarize();
         }
         answer
     }
@@ -250,7 +259,7 @@ fn refold_account(
     let mut keys: Vec<ContactKey> = contacts.keys().cloned().collect();
     keys.sort_unstable();
     for key in keys {
-        let ctx = FoldContext { clock, catalog, waba_id, contact: &key };
+        let ctx = FoldContext { clock, catalog, rules: config.rules, waba_id, contact: &key };
         let mut diff = FactDiff::default();
         if let Some(contact) = contacts.get_mut(&key) {
             contact.refold(&ctx, &mut diff);
@@ -283,7 +292,7 @@ fn settle(
         if let Charge::Allowance(pool) = fact.charge() {
             let limit = allowance_limit.unwrap_or(pool.kind.limit());
             let allowance = allowances.entry(pool.clone()).or_insert_with(|| Allowance::new(limit));
-            moved.extend(allowance.insert((fact.at(), *id)));
+            moved.extend(allowance.insert((fact.at(), *id), fact.quantity()));
         }
     }
     for (id, fact) in diff.added {

@@ -17,6 +17,7 @@ pub mod id;
 pub mod journal;
 pub mod ledger;
 pub mod rules;
+pub mod settings;
 pub mod time;
 
 pub use category::{
@@ -26,13 +27,15 @@ pub use category::{
 pub use contact::{Eligibility, Ingested, SendPreview};
 pub use era::{AccountClock, Era};
 pub use event::{
-    AccountSettings, ContactKey, DeliveryStatus, EntryPoint, Event, EventError, EventId, EventKind,
-    InboundMessage, MessageId, MessageStatus, PricingReport, ReportedPricing, SendContent, SendRecord,
-    StatusError, TemplateCategoryChange, TemplateUse, VolumeTierUpdate, WabaId, SCHEMA_VERSION,
+    AccountSettings, BusinessAgentUse, ContactKey, DeliveryStatus, EntryPoint, Event, EventError, EventId,
+    EventKind, InboundMessage, MessageId, MessageStatus, PricingReport, ReportedCost, ReportedPricing,
+    SendContent, SendRecord, StatusError, TemplateCategoryChange, TemplateUse, VolumeTierUpdate, WabaId,
+    SCHEMA_VERSION,
 };
 pub use explain::{explain, Explanation};
 pub use fact::{Charge, Fact, FreeReason};
 pub use id::Id128;
 pub use journal::{Entry, EntryAction, Resolution};
 pub use ledger::{FreeGrant, Ledger, LedgerConfig};
+pub use settings::{AllowanceScope, RuleSettings, SettingsError};
 pub use time::{LocalMonth, Timestamp};

@@ -216,12 +216,12 @@ fn r25_era1_from_march_2023_entry_point_is_a_72h_window() {
 }
 
 #[test]
-fn d9_era5_service_messages_beyond_the_allowance_are_charged_when_enabled() {
+fn d9_era5_service_messages_beyond_the_allowance_are_charged_by_default() {
     let mut g = Given::at(ERA5);
     g.user_message(0.0);
     let ids: Vec<String> = (0..3).map(|i| g.free_form(1.0 + f64::from(i))).collect();
     let utility = g.template(5.0, Utility);
-    let config = LedgerConfig { era5_enabled: true, allowance_limit: Some(2) };
+    let config = LedgerConfig { allowance_limit: Some(2), ..LedgerConfig::default() };
     let then = g.fold_with(config);
     let verdicts: Vec<bool> = ids.iter().map(|id| then.message(id).0.billable).collect();
     assert_eq!(verdicts, vec![false, false, true]);
@@ -229,10 +229,6 @@ fn d9_era5_service_messages_beyond_the_allowance_are_charged_when_enabled() {
     assert_eq!((m.category, entry.pricing_type), (PricingCategory::Service, Some(PricingType::Regular)));
     assert!(matches!(&m.charge, Charge::Allowance(pool) if &*pool.scope == PHONE));
     assert!(then.message(&utility).0.billable, "R81: utility inside the window is charged in era 5");
-    // Off by default: the same events are era 4.
-    let default = g.fold();
-    assert!(ids.iter().all(|id| !default.message(id).0.billable));
-    assert!(!default.message(&utility).0.billable);
 }
 
 #[test]

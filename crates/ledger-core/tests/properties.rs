@@ -56,8 +56,9 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
-/// Origins: each era, and the night of the per-message switch.
-const ORIGINS: [i64; 6] = [ERA1, ERA1B, ERA2, ERA3, ERA4, 1_751_241_600];
+/// Origins: each era, the night of the per-message switch and the night era 5 began
+/// (2026-09-30 20:00 UTC).
+const ORIGINS: [i64; 8] = [ERA1, ERA1B, ERA2, ERA3, ERA4, 1_751_241_600, ERA5, 1_790_798_400];
 
 #[derive(Debug, Clone)]
 struct History {
@@ -159,7 +160,7 @@ fn build(g: &mut Given, action: &Action) {
 }
 
 fn config(limit: usize) -> LedgerConfig {
-    LedgerConfig { era5_enabled: false, allowance_limit: Some(limit) }
+    LedgerConfig { allowance_limit: Some(limit), ..LedgerConfig::default() }
 }
 
 /// Applies the events in order; returns the ledger and its journal.

@@ -227,6 +227,7 @@ fn billing_event(
         conversation_id: r.conversation_id.as_deref().map(str::to_owned),
         conversation_origin: None,
         conversation_expires_at: None,
+        cost: None,
     };
     let kind = EventKind::PricingReport(PricingReport { message_id: r.id.as_ref().into(), reported });
     let envelope = Envelope { provider: Provider::Gupshup, received_at };
@@ -263,5 +264,6 @@ fn reported(message: &MessageEvent<'_>) -> Option<ReportedPricing> {
         conversation_id: conversation.and_then(|c| c.id.as_deref()).map(str::to_owned),
         conversation_origin: conversation.and_then(|c| c.kind.as_deref()).map(category),
         conversation_expires_at: conversation.and_then(|c| c.expires_at).map(|t| Timestamp(t.0)),
+        cost: None,
     })
 }

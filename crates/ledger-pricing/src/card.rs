@@ -1,9 +1,12 @@
 //! Rate cards: one CSV per currency and effective date, loaded at start-up and validated.
 //!
-//! Row format: `effective_from,currency,market,category,tier_from,tier_to,rate` — tiers are
-//! inclusive message counts (`tier_to` = `MAX` for the open top tier); a market–category without
-//! volume tiers has one row `1,MAX`. A card takes effect at 00:00 in each WABA's time zone on its
-//! date and stays in force until the next card of its currency (R6, R7).
+//! Row format: `effective_from,currency,market,category,tier_from,tier_to,rate[,source]` — tiers
+//! are inclusive message counts (`tier_to` = `MAX` for the open top tier); a market–category
+//! without volume tiers has one row `1,MAX`. A rate of `n/a` says the card's sources publish no
+//! figure for that market–category: its charges stay unpriced with that reason. The optional
+//! `source` column says where a row's figure comes from (`rates/SOURCES.md` expands it). A card
+//! takes effect at 00:00 in each WABA's time zone on its date and stays in force until the next
+//! card of its currency (R6, R7).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -60,6 +63,8 @@ pub struct RateCard {
     /// Where the card was read from, for errors and explanations.
     pub source: String,
     rates: BTreeMap<(String, String), Vec<Tier>>,
+    /// Market–categories the card names without a figure (`n/a`).
+    unpublished: BTreeSet<(String, String)>,
 }
 
 impl RateCard {
@@ -74,9 +79,24 @@ impl RateCard {
         self.rates.contains_key(&(market.to_owned(), category.to_owned()))
     }
 
+    /// Why the card has no rate for a market–category, in words for an invoice line.
+    pub fn missing_reason(&self, market: &str, category: &str) -> String {
+        let key = (market.to_owned(), category.to_owned());
+        if self.unpublished.contains(&key) {
+            format!(
+                "card {} lists no published {category} rate for {market} (its sources give none; rates/SOURCES.md)",
+                self.effective_from
+            )
+        } else if !self.markets().contains(market) {
+            format!("card {} does not price {market} (rates/SOURCES.md)", self.effective_from)
+        } else {
+            format!("card {} has no {category} rate for {market}", self.effective_from)
+        }
+    }
+
     /// Markets the card prices.
     pub fn markets(&self) -> BTreeSet<&str> {
-        self.rates.keys().map(|(m, _)| m.as_str()).collect()
+        self.rates.keys().chain(&self.unpublished).map(|(m, _)| m.as_str()).collect()
     }
 
     /// Markets in force on the card's date that it does not price (their lines are reported
@@ -113,6 +133,9 @@ struct CardRow {
     tier_from: u64,
     tier_to: String,
     rate: String,
+    /// Provenance for readers (see `rates/SOURCES.md`); not used in pricing.
+    #[serde(default, rename = "source")]
+    _source: Option<String>,
 }
 
 impl RateCard {
@@ -130,6 +153,7 @@ impl RateCard {
                 currency: row.currency.clone(),
                 source: file.to_owned(),
                 rates: BTreeMap::new(),
+                unpublished: BTreeSet::new(),
             });
             if row.effective_from != card.effective_from || row.currency != card.currency {
                 return Err(error(format!(
@@ -165,6 +189,10 @@ impl RateCard {
             };
             if row.tier_from == 0 || to.is_some_and(|to| to < row.tier_from) {
                 return Err(error(format!("tier {}:{} is empty or starts at 0", row.tier_from, row.tier_to)));
+            }
+            if row.rate == "n/a" {
+                card.unpublished.insert((row.market, row.category));
+                continue;
             }
             let rate: Money = row.rate.parse().map_err(|e| error(format!("rate: {e}")))?;
             if rate < Money::ZERO {
@@ -221,13 +249,15 @@ impl RateCard {
         Ok(())
     }
 
-    /// Every market must carry every non-optional category any market of the card carries.
+    /// Every market must carry every non-optional category any market of the card carries, as
+    /// a rate or as an explicit `n/a`.
     fn check_categories(&self) -> Result<(), CardError> {
         let required: BTreeSet<&str> =
             self.rates.keys().map(|(_, c)| c.as_str()).filter(|c| !OPTIONAL_CATEGORIES.contains(c)).collect();
         for market in self.markets() {
             for category in &required {
-                if !self.has(market, category) {
+                let named = (market.to_owned(), (*category).to_owned());
+                if !self.has(market, category) && !self.unpublished.contains(&named) {
                     return Err(CardError::MissingCategory {
                         file: self.source.clone(),
                         market: market.to_owned(),

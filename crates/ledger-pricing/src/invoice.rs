@@ -30,6 +30,9 @@ pub struct InvoiceLine {
     pub card: Option<NaiveDate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unpriced: Option<String>,
+    /// R84: priced at the cost a max-price message's status reported, an estimate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisional: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +118,7 @@ impl Invoice {
                 currency: key.currency,
                 card: key.card,
                 unpriced: key.unpriced,
+                provisional: key.provisional,
             });
         }
         // Charged lines first, then by amount, then by name: what a reader scans for.
@@ -158,6 +162,7 @@ impl Invoice {
             "currency",
             "card",
             "unpriced",
+            "provisional",
         ];
         writer.write_record(header).expect("writing to memory");
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -178,6 +183,7 @@ impl Invoice {
                     line.currency.clone(),
                     line.card.map(|d| d.to_string()).unwrap_or_default(),
                     opt(&line.unpriced),
+                    if line.provisional { "reported cost (R84)".into() } else { String::new() },
                 ])
                 .expect("writing to memory");
         }
@@ -201,6 +207,7 @@ impl Invoice {
                 } else {
                     String::new()
                 },
+                String::new(),
             ])
             .expect("writing to memory");
         String::from_utf8(writer.into_inner().expect("flushing memory")).expect("csv of utf-8 fields")

@@ -9,6 +9,7 @@ pub mod invoice;
 pub mod market;
 pub mod money;
 pub mod pricer;
+pub mod quote;
 pub mod reconcile;
 pub mod settings;
 
@@ -20,14 +21,26 @@ pub use invoice::{Invoice, InvoiceLine, InvoiceTotals};
 pub use market::{Located, MarketError, MarketMap};
 pub use money::Money;
 pub use pricer::{LineKey, PricedEntry, Pricer};
+pub use quote::{PricedEligibility, Quote, Quotes};
 pub use settings::{BusinessSettings, PricingSettings, SettingsError, DEFAULT_CURRENCY};
 
 /// The bundled market table and USD cards (`rates/` at the repository root).
 const BUNDLED_MARKETS: &str = include_str!("../../../rates/markets.csv");
-const BUNDLED_CARDS: [(&str, &str); 3] = [
+const BUNDLED_CARDS: [(&str, &str); 14] = [
     ("rates/usd/2022-02-01.csv", include_str!("../../../rates/usd/2022-02-01.csv")),
     ("rates/usd/2023-06-01.csv", include_str!("../../../rates/usd/2023-06-01.csv")),
+    ("rates/usd/2024-06-01.csv", include_str!("../../../rates/usd/2024-06-01.csv")),
+    ("rates/usd/2024-08-01.csv", include_str!("../../../rates/usd/2024-08-01.csv")),
+    ("rates/usd/2024-10-01.csv", include_str!("../../../rates/usd/2024-10-01.csv")),
+    ("rates/usd/2024-11-01.csv", include_str!("../../../rates/usd/2024-11-01.csv")),
+    ("rates/usd/2025-02-01.csv", include_str!("../../../rates/usd/2025-02-01.csv")),
+    ("rates/usd/2025-04-01.csv", include_str!("../../../rates/usd/2025-04-01.csv")),
     ("rates/usd/2025-07-01.csv", include_str!("../../../rates/usd/2025-07-01.csv")),
+    ("rates/usd/2025-10-01.csv", include_str!("../../../rates/usd/2025-10-01.csv")),
+    ("rates/usd/2026-01-01.csv", include_str!("../../../rates/usd/2026-01-01.csv")),
+    ("rates/usd/2026-04-01.csv", include_str!("../../../rates/usd/2026-04-01.csv")),
+    ("rates/usd/2026-07-01.csv", include_str!("../../../rates/usd/2026-07-01.csv")),
+    ("rates/usd/2026-10-01.csv", include_str!("../../../rates/usd/2026-10-01.csv")),
 ];
 
 /// Rate cards, markets and business settings: everything prices depend on besides entries.

@@ -50,6 +50,10 @@ pub struct LineKey {
     /// Why a charged line has no rate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unpriced: Option<String>,
+    /// R84: the rate is the `pricing.cost` a max-price message's status reported, Meta's
+    /// estimate ("your billing invoice is the source of truth"), not a card's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisional: bool,
 }
 
 impl LineKey {
@@ -217,9 +221,42 @@ impl Pricer {
             unit_rate: None,
             card: decision.card.map(|c| c.effective_from),
             unpriced: None,
+            provisional: false,
+        };
+        let reported_cost = match &**fact {
+            Fact::MessageBilled(m) if m.participants.is_empty() => {
+                m.reported.as_ref().and_then(|r| r.cost.as_ref())
+            }
+            _ => None,
         };
         if !entry.billable {
             line.unit_rate = Some(Money::ZERO);
+        } else if decision.category == PricingCategory::MetaBusinessAgent.as_str() {
+            line.card = None;
+            line.unpriced = Some(
+                "Meta Business Agent: charged per token (USD 2.00 per 1M tokens) to the business's separate \
+                 agent account, never from the rate card (R83b)"
+                    .into(),
+            );
+        } else if let Some(cost) = reported_cost {
+            // R84: Meta charges a max-price message what its status reports, at most the bid.
+            line.card = None;
+            line.provisional = true;
+            match cost.amount.parse::<Money>() {
+                Ok(amount) if cost.currency == decision.currency && amount >= Money::ZERO => {
+                    line.unit_rate = Some(amount)
+                }
+                Ok(_) if cost.currency != decision.currency => {
+                    line.unpriced = Some(format!(
+                        "the reported cost is in {}, the account is billed in {} (R84)",
+                        cost.currency, decision.currency
+                    ))
+                }
+                _ => {
+                    line.unpriced =
+                        Some(format!("the reported cost {:?} is not an amount (R84)", cost.amount))
+                }
+            }
         } else {
             let position = self.position(entry, fact, &decision);
             match (&decision.card, decision.located.market.as_str()) {
@@ -239,12 +276,7 @@ impl Pricer {
                             line.unit_rate = Some(tier.rate);
                             line.tier = position.map(|_| tier.label());
                         }
-                        None => {
-                            line.unpriced = Some(format!(
-                                "card {} has no {} rate for {market}",
-                                card.effective_from, decision.rate_category
-                            ))
-                        }
+                        None => line.unpriced = Some(card.missing_reason(market, &decision.rate_category)),
                     }
                 }
             }
@@ -379,12 +411,19 @@ impl Pricing {
             }
         }
         // R80: paid service messages (era 5) are charged at the utility rate where the card has
-        // no service rate of its own.
-        if billable && unit == "message" && category == "service" {
+        // no service rate of its own; the line stays a service line.
+        if billable && unit == "message" && rate_category == "service" {
             if let Some(card) = card {
                 if !card.has(&located.market, "service") {
-                    category = "utility".to_owned();
-                    rate_category = category.clone();
+                    rate_category = "utility".to_owned();
+                }
+            }
+        }
+        // R51: Marketing Messages Lite is charged at the Cloud API marketing rates from 2025-07-01.
+        if unit == "message" && rate_category == "marketing_lite" {
+            if let Some(card) = card {
+                if !card.has(&located.market, "marketing_lite") {
+                    rate_category = "marketing".to_owned();
                 }
             }
         }

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use ledger_core::fact::Fact;
-use ledger_core::{explain, Entry, EntryAction, LocalMonth, PricingModel};
+use ledger_core::{explain, Entry, EntryAction, LocalMonth, PricingCategory, PricingModel};
 use serde::{Deserialize, Serialize};
 
 use crate::money::Money;
@@ -80,6 +80,10 @@ pub fn reconcile_messages(live: &[Entry], pricer: &mut Pricer) -> MessageReport 
                 fields.push(("billable", ours.to_string(), theirs.to_string()));
             }
         }
+        // R84: a reported cost is a charge; a message we hold free disagrees with it.
+        if let Some(cost) = reported.cost.as_ref().filter(|_| !entry.billable) {
+            fields.push(("cost", "free".to_owned(), format!("{} {}", cost.amount, cost.currency)));
+        }
         if fields.is_empty() {
             report.agreeing += 1;
             continue;
@@ -99,6 +103,15 @@ pub fn reconcile_messages(live: &[Entry], pricer: &mut Pricer) -> MessageReport 
         }
     }
     report
+}
+
+/// Our category as `pricing_analytics` names it (§5.2): upper case; AI Providers are `AI_BOT`
+/// (R83c).
+fn analytics_category(category: &str) -> String {
+    match category {
+        "general_purpose_ai" => "AI_BOT".to_owned(),
+        other => other.to_ascii_uppercase(),
+    }
 }
 
 /// A data point of `conversation_analytics` or `pricing_analytics` (§5.1, §5.2).
@@ -243,9 +256,9 @@ pub fn reconcile_period(
         let conversation = matches!(&*entry.fact, Fact::ConversationOpened(_));
         let wanted = match kind {
             AnalyticsKind::ConversationAnalytics => conversation,
-            AnalyticsKind::PricingAnalytics => {
-                matches!(&*entry.fact, Fact::MessageBilled(m) if m.pricing_model == PricingModel::Pmp)
-            }
+            // R83b: Meta Business Agent usage is reported by its own insights, not here.
+            AnalyticsKind::PricingAnalytics => matches!(&*entry.fact, Fact::MessageBilled(m)
+                if m.pricing_model == PricingModel::Pmp && m.category != PricingCategory::MetaBusinessAgent),
         };
         if !wanted {
             continue;
@@ -255,7 +268,7 @@ pub fn reconcile_period(
             ours.push(Ours {
                 at: entry.fact.at().0,
                 country: priced.country,
-                category: priced.line.category.to_ascii_uppercase(),
+                category: analytics_category(&priced.line.category),
                 pricing_type: entry.pricing_type.map_or("", |p| p.as_str()).to_ascii_uppercase(),
                 conversation_type: match entry.free_reason {
                     Some(ledger_core::FreeReason::EntryPoint) => "FREE_ENTRY_POINT",

@@ -16,22 +16,66 @@ fn refuse(rows: &str) -> String {
 #[test]
 fn bundled_cards_load_and_name_their_missing_markets() {
     let pricing = Pricing::bundled();
-    let cards: Vec<_> =
-        pricing.book.cards().map(|c| (c.currency.clone(), c.effective_from.to_string())).collect();
-    assert_eq!(
-        cards,
-        vec![
-            ("USD".into(), "2022-02-01".into()),
-            ("USD".into(), "2023-06-01".into()),
-            ("USD".into(), "2025-07-01".into())
-        ]
-    );
+    let dates: Vec<String> =
+        pricing.book.cards().map(|c| format!("{} {}", c.currency, c.effective_from)).collect();
+    let expected = [
+        "2022-02-01",
+        "2023-06-01",
+        "2024-06-01",
+        "2024-08-01",
+        "2024-10-01",
+        "2024-11-01",
+        "2025-02-01",
+        "2025-04-01",
+        "2025-07-01",
+        "2025-10-01",
+        "2026-01-01",
+        "2026-04-01",
+        "2026-07-01",
+        "2026-10-01",
+    ];
+    assert_eq!(dates, expected.iter().map(|d| format!("USD {d}")).collect::<Vec<_>>());
     let mut cards = pricing.book.cards();
     let era1 = cards.next().expect("2022 card");
     let missing = era1.missing_markets(&pricing.markets);
     assert!(missing.iter().any(|m| m == "India") && !missing.iter().any(|m| m == "Brazil"), "{missing:?}");
-    let june_2023 = cards.next().expect("2023 card");
-    assert!(june_2023.missing_markets(&pricing.markets).is_empty(), "the 2023 card prices every market");
+    // From 2023-06-01 every card names every market of its date (a rate or an explicit n/a).
+    for card in cards {
+        assert!(card.missing_markets(&pricing.markets).is_empty(), "{} misses markets", card.effective_from);
+    }
+}
+
+#[test]
+fn the_october_2026_card_prices_service_in_every_market() {
+    let pricing = Pricing::bundled();
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).expect("date");
+    let card = pricing.book.card("USD", date).expect("a card");
+    assert_eq!(card.effective_from, date);
+    for market in pricing.markets.markets_on(date) {
+        for category in ["marketing", "utility", "service"] {
+            assert!(card.rate(&market, category, 1).is_some(), "{market} {category}");
+        }
+    }
+    // R80 [3P, Q23]: Brazil's service rate equals its utility rate.
+    let brazil = |category| card.rate("Brazil", category, 1).expect("rate").rate.to_string();
+    assert_eq!((brazil("service"), brazil("utility")), ("0.0068".to_owned(), "0.0068".to_owned()));
+}
+
+#[test]
+fn an_unpublished_rate_is_named_and_a_silent_gap_refused() {
+    let text = format!(
+        "{HEADER}2026-10-01,USD,India,utility,1,MAX,0.0014\n2026-10-01,USD,India,authentication,1,MAX,n/a\n\
+         2026-10-01,USD,Brazil,utility,1,MAX,0.0068\n2026-10-01,USD,Brazil,authentication,1,MAX,0.0068\n"
+    );
+    let card = RateCard::from_csv("card.csv", &text, &markets()).expect("n/a is a value");
+    assert!(card.rate("India", "authentication", 1).is_none());
+    assert!(card.missing_reason("India", "authentication").contains("no published authentication rate"));
+    let silent = "2026-10-01,USD,India,utility,1,MAX,0.0014\n\
+                  2026-10-01,USD,Brazil,utility,1,MAX,0.0068\n2026-10-01,USD,Brazil,authentication,1,MAX,0.0068\n";
+    assert_eq!(
+        refuse(silent),
+        "card.csv: market India has no authentication rate although other markets of the card have one"
+    );
 }
 
 #[test]

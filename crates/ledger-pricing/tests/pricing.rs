@@ -229,15 +229,20 @@ wabas = ["la", "in"]
 }
 
 #[test]
-fn a_market_the_card_does_not_price_is_reported_unpriced_not_guessed() {
+fn a_rate_no_source_gives_is_reported_unpriced_not_guessed() {
+    // Colombia's utility rate changed on 2025-10-01 and its July 2025 figure was not found: the
+    // 2025-07-01 card names it `n/a`.
+    let mut h = History::at(ERA4);
+    h.delivered("w", "573001234567", 0.0, Some(Utility));
+    let colombia = invoice(&h.price(Pricing::bundled()), "w", "2025-09");
+    assert_eq!(colombia.totals.unpriced, 1);
+    let reason = colombia.lines[0].unpriced.as_deref().expect("unpriced");
+    assert!(reason.starts_with("card 2025-07-01 lists no published utility rate for Colombia"), "{reason}");
+    // Indonesia, on the same card, is priced (carried from the 2025-10-01 card: unchanged then).
     let mut h = History::at(ERA4);
     h.delivered("w", INDONESIA, 0.0, Some(Marketing));
-    let invoice = invoice(&h.price(Pricing::bundled()), "w", "2025-09");
-    assert_eq!(invoice.totals.unpriced, 1);
-    assert_eq!(
-        invoice.lines[0].unpriced.as_deref(),
-        Some("card 2025-07-01 has no marketing rate for Indonesia")
-    );
+    let priced = invoice(&h.price(Pricing::bundled()), "w", "2025-09");
+    assert_eq!(priced.totals.unpriced, 0);
 }
 
 #[test]
@@ -365,4 +370,52 @@ fn era1_conversations_beyond_the_free_thousand_are_priced_by_the_2022_card() {
         .map(|l| (l.category.as_str(), l.count, l.card))
         .collect();
     assert_eq!(free, vec![("business_initiated", 1000, NaiveDate::from_ymd_opt(2022, 2, 1))]);
+}
+
+/// 2026-10-05 00:00 UTC: era 5.
+const ERA5: i64 = 1_791_158_400;
+const BRAZIL: &str = "5511987650001";
+
+#[test]
+fn d9f_a_max_price_message_is_priced_at_its_reported_cost_provisionally() {
+    let mut h = History::at(ERA5);
+    let id = h.delivered("w", BRAZIL, 0.0, Some(Marketing));
+    h.report_on_delivery(&id, "0.021", "USD");
+    let invoice = invoice(&h.price(Pricing::bundled()), "w", "2026-10");
+    let line = &invoice.lines[0];
+    assert_eq!((line.category.as_str(), line.count), ("marketing", 1));
+    assert_eq!(line.unit_rate.map(|r| r.to_string()).as_deref(), Some("0.021"), "R84: not the card's 0.0625");
+    assert!(line.provisional && line.card.is_none());
+    // A cost in another currency than the account's is not converted: unpriced, with the reason.
+    let mut h = History::at(ERA5);
+    let id = h.delivered("w", BRAZIL, 0.0, Some(Marketing));
+    h.report_on_delivery(&id, "0.11", "BRL");
+    let line = &invoice_of(&h)[0];
+    assert!(line.unpriced.as_deref().is_some_and(|r| r.contains("BRL")), "{line:?}");
+}
+
+fn invoice_of(h: &History) -> Vec<ledger_pricing::InvoiceLine> {
+    invoice(&h.price(Pricing::bundled()), "w", "2026-10").lines
+}
+
+#[test]
+fn era5_service_beyond_the_allowance_and_in_window_utility_are_priced_for_brazil() {
+    // R80, R81 [3P rates, Q23]: the 2026-10-01 card's service column (= utility) prices both.
+    let mut h = History::at(ERA5);
+    h.user_message("w", BRAZIL, 0.0, None);
+    h.delivered("w", BRAZIL, 1.0, Some(Utility));
+    h.delivered("w", BRAZIL, 2.0, None);
+    let lines = invoice_of(&h);
+    let find = |category: &str| lines.iter().find(|l| l.category == category).expect(category);
+    let utility = find("utility");
+    assert_eq!(
+        (utility.pricing_type.as_str(), utility.unit_rate.map(|r| r.to_string())),
+        ("regular", Some("0.0068".into()))
+    );
+    // The first service message of the month is free within the number's allowance.
+    let service = find("service");
+    assert_eq!(
+        (service.free_reason.as_deref(), service.amount.map(|a| a.to_string())),
+        (Some("free_tier"), Some("0.00".into()))
+    );
 }

@@ -17,7 +17,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
-use ledger_core::{ContactKey, Entry, Event, EventKind, Fact, Ingested, Ledger, LedgerConfig, WabaId};
+use ledger_core::{
+    ContactKey, Entry, Event, EventKind, Fact, Ingested, Ledger, LedgerConfig, RuleSettings, WabaId,
+};
 use ledger_log::{EventLog, LogError, StoredRecord};
 use ledger_store::{DeadLetter, Scope, StateBatch, Store, StoreError};
 
@@ -45,6 +47,53 @@ pub enum ProjectorError {
     Group(String),
     #[error("starting the projector's write thread: {0}")]
     WriteThread(std::io::Error),
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+}
+
+/// Why a store cannot be folded or read under the rule settings asked for (ARCHITECTURE
+/// decision 2: no store mixes rule sets).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RulesError {
+    #[error(
+        "the state was folded under rule settings [{stored}], this command asks for [{requested}]: \
+         run it with the stored settings, or re-fold the state from the log under the new ones \
+         (--refold, or `ledger replay --into <dir>`)"
+    )]
+    Mismatch { stored: RuleSettings, requested: RuleSettings },
+    #[error(
+        "the state holds {offset} projected records but no rule settings: it was folded before era 5 \
+         was applied by default; re-fold it from the log (--refold, or `ledger replay --into <dir>`)"
+    )]
+    Unrecorded { offset: u64 },
+}
+
+/// The rule settings to fold or read `store` under: the recorded ones, which `requested` (given
+/// by flag or configuration) must equal; for a store nothing was folded into yet, `requested`
+/// or the defaults, recorded unless `read_only`.
+pub fn rule_settings_for(
+    store: &Store,
+    consumer: &str,
+    requested: Option<RuleSettings>,
+    read_only: bool,
+) -> Result<RuleSettings, ProjectorError> {
+    match store.rule_settings()? {
+        Some(stored) => match requested {
+            Some(requested) if requested != stored => Err(RulesError::Mismatch { stored, requested }.into()),
+            _ => Ok(stored),
+        },
+        None => {
+            let offset = store.offset(consumer)?;
+            if offset > 0 {
+                return Err(RulesError::Unrecorded { offset }.into());
+            }
+            let settings = requested.unwrap_or_default();
+            if !read_only {
+                store.record_rule_settings(&settings)?;
+            }
+            Ok(settings)
+        }
+    }
 }
 
 /// One entry's move of an invoice aggregate, as pricing encodes its line.
@@ -137,6 +186,8 @@ impl Projector {
         pricing: Box<dyn EntryPricing>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Projector, ProjectorError> {
+        // The settings folded under must be the store's own (recorded here for a new store).
+        rule_settings_for(&store, consumer, Some(config.rules), store.is_read_only())?;
         let resume_at = store.offset(consumer)?;
         let mut projector = Projector {
             ledger: Arc::new(RwLock::new(Ledger::new(config))),

@@ -14,6 +14,7 @@ fn free_reason_to_proto(reason: FreeReason) -> v1::FreeReason {
         FreeReason::CustomerServiceWindow => v1::FreeReason::CustomerServiceWindow,
         FreeReason::NonTemplate => v1::FreeReason::NonTemplate,
         FreeReason::PerConversation => v1::FreeReason::PerConversation,
+        FreeReason::ProviderPolicy => v1::FreeReason::ProviderPolicy,
     }
 }
 
@@ -60,6 +61,7 @@ impl From<&ledger_core::Entry> for v1::Entry {
                 allowance: allowance(&m.charge),
                 reported: m.reported.as_deref().map(reported_to_proto),
                 participants: m.participants.iter().map(|p| p.to_string()).collect(),
+                tokens: m.tokens,
             }),
         };
         v1::Entry {

@@ -75,6 +75,10 @@ pub(crate) fn reported_to_proto(r: &core::ReportedPricing) -> v1::ReportedPricin
         conversation_id: r.conversation_id.clone(),
         conversation_origin: r.conversation_origin.as_ref().map(|c| c.as_str().to_owned()),
         conversation_expires_at: r.conversation_expires_at.map(|t| t.0),
+        cost: r
+            .cost
+            .as_ref()
+            .map(|c| v1::ReportedCost { amount: c.amount.clone(), currency: c.currency.clone() }),
     }
 }
 
@@ -99,6 +103,7 @@ fn reported_from_proto(r: v1::ReportedPricing) -> Result<core::ReportedPricing, 
         conversation_id: r.conversation_id,
         conversation_origin: r.conversation_origin.as_deref().map(ReportedCategory::parse),
         conversation_expires_at: r.conversation_expires_at.map(Timestamp),
+        cost: r.cost.map(|c| core::ReportedCost { amount: c.amount, currency: c.currency }),
     })
 }
 
@@ -133,6 +138,7 @@ impl From<&core::Event> for v1::Event {
                     }
                 }),
                 marketing_lite: s.marketing_lite,
+                meta_business_agent: s.meta_business_agent.map(|a| v1::BusinessAgentUse { tokens: a.tokens }),
             }),
             core::EventKind::MessageStatus(s) => Kind::MessageStatus(v1::MessageStatus {
                 message_id: s.message_id.to_string(),
@@ -220,6 +226,9 @@ impl TryFrom<v1::Event> for core::Event {
                     recipient: s.recipient.map(Into::into),
                     content,
                     marketing_lite: s.marketing_lite,
+                    meta_business_agent: s
+                        .meta_business_agent
+                        .map(|a| core::BusinessAgentUse { tokens: a.tokens }),
                 })
             }
             Kind::MessageStatus(s) => core::EventKind::MessageStatus(core::MessageStatus {

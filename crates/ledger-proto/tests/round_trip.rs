@@ -2,10 +2,10 @@
 //! refused with the field named; entries map field by field.
 
 use ledger_core::{
-    AccountSettings, ContactKey, DeliveryStatus, EntryPoint, Event, EventKind, InboundMessage, Ledger,
-    LedgerConfig, LocalMonth, MessageStatus, PricingModel, PricingType, ReportedCategory, ReportedPricing,
-    SendContent, SendRecord, StatusError, TemplateCategory, TemplateCategoryChange, TemplateUse, Timestamp,
-    VolumeTierUpdate,
+    AccountSettings, BusinessAgentUse, ContactKey, DeliveryStatus, EntryPoint, Event, EventKind,
+    InboundMessage, Ledger, LedgerConfig, LocalMonth, MessageStatus, PricingModel, PricingType,
+    ReportedCategory, ReportedCost, ReportedPricing, SendContent, SendRecord, StatusError, TemplateCategory,
+    TemplateCategoryChange, TemplateUse, Timestamp, VolumeTierUpdate,
 };
 use ledger_proto::{decode_event, encode_event, v1, ConvertError, DecodeError};
 use proptest::prelude::*;
@@ -56,6 +56,7 @@ fn reported() -> impl Strategy<Value = ReportedPricing> {
         opt_text(),
         prop::option::of(reported_category()),
         prop::option::of(any::<i64>().prop_map(Timestamp)),
+        prop::option::of((text(), text()).prop_map(|(amount, currency)| ReportedCost { amount, currency })),
     )
         .prop_map(
             |(
@@ -66,6 +67,7 @@ fn reported() -> impl Strategy<Value = ReportedPricing> {
                 conversation_id,
                 conversation_origin,
                 expires,
+                cost,
             )| {
                 ReportedPricing {
                     pricing_model,
@@ -75,6 +77,7 @@ fn reported() -> impl Strategy<Value = ReportedPricing> {
                     conversation_id,
                     conversation_origin,
                     conversation_expires_at: expires,
+                    cost,
                 }
             },
         )
@@ -103,8 +106,17 @@ fn kind() -> impl Strategy<Value = EventKind> {
         (text(), prop::option::of(entry_point())).prop_map(|(id, entry_point)| {
             EventKind::InboundMessage(InboundMessage { message_id: id.into(), entry_point })
         }),
-        (text(), opt_text(), prop::option::of((text(), text(), template_category())), text(), any::<bool>())
-            .prop_map(|(id, recipient, template, kind, marketing_lite)| {
+        (
+            (
+                text(),
+                opt_text(),
+                prop::option::of((text(), text(), template_category())),
+                text(),
+                any::<bool>()
+            ),
+            prop::option::of(prop::option::of(any::<u64>()).prop_map(|tokens| BusinessAgentUse { tokens })),
+        )
+            .prop_map(|((id, recipient, template, kind, marketing_lite), meta_business_agent)| {
                 EventKind::SendRecord(SendRecord {
                     message_id: id.into(),
                     recipient: recipient.map(Into::into),
@@ -117,6 +129,7 @@ fn kind() -> impl Strategy<Value = EventKind> {
                         None => SendContent::NonTemplate { kind },
                     },
                     marketing_lite,
+                    meta_business_agent,
                 })
             }),
         (
@@ -247,6 +260,7 @@ fn entries_map_to_protobuf_field_by_field() {
             category: TemplateCategory::Marketing,
         }),
         marketing_lite: false,
+        meta_business_agent: None,
     };
     let delivered = MessageStatus {
         message_id: "wamid.M1".into(),

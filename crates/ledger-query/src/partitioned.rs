@@ -314,7 +314,16 @@ impl UsageView {
         grants.sort_by(|a, b| (&a.pool, a.at, &a.fact_id).cmp(&(&b.pool, b.at, &b.fact_id)));
         let mut moves: Vec<UsageRow> = Vec::new();
         for pool in grants.chunk_by(|a, b| a.pool == b.pool) {
-            for grant in pool.iter().skip(pool[0].limit) {
+            // The free prefix: claims in time order while their units fit (a group message
+            // draws one per participant reached, R80).
+            let limit = pool[0].limit as u64;
+            let mut used = 0u64;
+            let beyond = pool.iter().skip_while(|grant| {
+                let units = grant.markets.iter().map(|(_, n)| n).sum::<u64>().max(1);
+                used += units;
+                used <= limit
+            });
+            for grant in beyond {
                 for (market, recipients) in &grant.markets {
                     let row = |pricing_type: &str, count: i64| UsageRow {
                         unit: grant.unit.clone(),

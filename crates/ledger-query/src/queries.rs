@@ -4,13 +4,11 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use ledger_core::{
-    ContactKey, Eligibility, Entry, EntryAction, Ledger, LedgerConfig, LocalMonth, Timestamp, WabaId,
-};
+use ledger_core::{ContactKey, Entry, EntryAction, Ledger, LedgerConfig, LocalMonth, Timestamp, WabaId};
 use ledger_log::EventLog;
 use ledger_pricing::attribution::{self, AdSource};
 use ledger_pricing::reconcile::{self, MessageReport, PeriodReport, TierReport, Tolerance};
-use ledger_pricing::{Invoice, LineKey, Pricer, Pricing};
+use ledger_pricing::{Invoice, LineKey, PricedEligibility, Pricer, Pricing};
 use ledger_store::{Scope, Store, StoreError};
 use serde::Serialize;
 
@@ -201,7 +199,7 @@ impl Queries {
         at: Timestamp,
         waba_id: Option<&str>,
         as_of: Timestamp,
-    ) -> Result<Eligibility, QueryError> {
+    ) -> Result<PricedEligibility, QueryError> {
         let replay = self.replay(Some(as_of))?;
         let waba_id = match waba_id {
             Some(waba_id) => WabaId::from(waba_id),
@@ -211,7 +209,8 @@ impl Queries {
                 ))
             })?,
         };
-        Ok(replay.ledger.eligibility(&waba_id, &ContactKey::new(phone_number_id, user_id), at))
+        let answer = replay.ledger.eligibility(&waba_id, &ContactKey::new(phone_number_id, user_id), at);
+        Ok(self.pricing.price_eligibility(waba_id.as_str(), user_id, answer))
     }
 
     /// Usage counted from the events received up to `as_of`, as [`Queries::usage`] counts.
@@ -379,11 +378,12 @@ impl Queries {
         user_id: &str,
         at: Timestamp,
         waba_id: Option<&str>,
-    ) -> Result<Eligibility, QueryError> {
+    ) -> Result<PricedEligibility, QueryError> {
         let waba_id = self.waba_of(phone_number_id, waba_id)?;
         let contact = ContactKey::new(phone_number_id, user_id);
-        let ledger = self.ledger()?.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(ledger.eligibility(&waba_id, &contact, at))
+        let answer =
+            self.ledger()?.read().unwrap_or_else(PoisonError::into_inner).eligibility(&waba_id, &contact, at);
+        Ok(self.pricing.price_eligibility(waba_id.as_str(), user_id, answer))
     }
 
     pub fn timeline(

@@ -228,6 +228,10 @@ pub fn decode_message_key(key: &[u8]) -> Result<(Scope, String), KeyError> {
     Ok((scope, message_id))
 }
 
+/// `offsets` family: the rule settings the state was folded under, beside the consumers'
+/// positions. Consumer names are printable, so a leading zero byte never collides with one.
+pub const RULE_SETTINGS_KEY: &[u8] = b"\x00rule_settings";
+
 /// `dead_letters` family: receive instant, then a sequence number unique within the process
 /// run and the instant, so letters list in arrival order.
 pub fn dead_letter_key(received_at_micros: i64, sequence: u64) -> [u8; 16] {

@@ -13,6 +13,7 @@
 //! | `billing` | account, month, priced line (pricing's encoding) | i64 count, merged by addition |
 //! | `dedupe` | event id | log offset of its first acceptance |
 //! | `offsets` | consumer name | next log offset to project |
+//! | `offsets` | `\0rule_settings` | the rule settings the state was folded under (canonical JSON) |
 //! | `dead_letters` | receive instant, sequence | refused input with its reason (JSON) |
 //!
 //! Snapshots and message states are JSON: they are derived views, read by the query API as
@@ -23,7 +24,7 @@ pub mod keys;
 use std::collections::HashMap;
 use std::path::Path;
 
-use ledger_core::{Entry, EntryAction};
+use ledger_core::{Entry, EntryAction, RuleSettings};
 use prost::Message;
 use rocksdb::{
     BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, MergeOperands, Options,
@@ -142,6 +143,7 @@ pub struct Store {
     /// Second part of dead-letter keys. Seeded from the clock, so letters of one instant stay
     /// apart across restarts and across the writers (API, projector, import) of one process.
     dead_letter_sequence: std::sync::atomic::AtomicU64,
+    read_only: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -152,19 +154,27 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Ok(Store::with_db(DB::open_cf_descriptors(&db_options(), path, descriptors())?))
+        Ok(Store::with_db(DB::open_cf_descriptors(&db_options(), path, descriptors())?, false))
     }
 
     /// Opens for reading beside the process that writes it (queries against a data dir).
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
-        Ok(Store::with_db(DB::open_cf_descriptors_read_only(&db_options(), path, descriptors(), false)?))
+        Ok(Store::with_db(
+            DB::open_cf_descriptors_read_only(&db_options(), path, descriptors(), false)?,
+            true,
+        ))
     }
 
-    fn with_db(db: DB) -> Store {
+    fn with_db(db: DB, read_only: bool) -> Store {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        Store { db, dead_letter_sequence: std::sync::atomic::AtomicU64::new(seed) }
+        Store { db, dead_letter_sequence: std::sync::atomic::AtomicU64::new(seed), read_only }
+    }
+
+    /// Opened with [`Store::open_read_only`]: beside a writer, never written.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     fn cf(&self, name: &'static str) -> &ColumnFamily {
@@ -204,6 +214,28 @@ impl Store {
                 .map(u64::from_be_bytes)
                 .map_err(|_| StoreError::Value { family: OFFSETS, reason: "offset is not 8 bytes".into() }),
         }
+    }
+
+    /// The rule settings the state was folded under; `None` for a store nothing was folded into
+    /// yet (ARCHITECTURE decision 2: no store mixes rule sets).
+    pub fn rule_settings(&self) -> Result<Option<RuleSettings>, StoreError> {
+        let Some(raw) = self.db.get_pinned_cf(self.cf(OFFSETS), keys::RULE_SETTINGS_KEY)? else {
+            return Ok(None);
+        };
+        let text = std::str::from_utf8(&raw)
+            .map_err(|e| StoreError::Value { family: OFFSETS, reason: format!("rule settings: {e}") })?;
+        RuleSettings::from_canonical(text).map(Some).map_err(|e| StoreError::Value {
+            family: OFFSETS,
+            reason: format!("rule settings {text:?}: {e}"),
+        })
+    }
+
+    /// Records the rule settings of a store before anything is folded into it. Synced.
+    pub fn record_rule_settings(&self, settings: &RuleSettings) -> Result<(), StoreError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.put_cf_opt(self.cf(OFFSETS), keys::RULE_SETTINGS_KEY, settings.canonical(), &options)?;
+        Ok(())
     }
 
     /// Keeps a refused input. Synced: the refusal is answered only after this returns.

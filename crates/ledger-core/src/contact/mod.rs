@@ -276,6 +276,7 @@ impl ContactLedger {
             sent_at: message.sent_at().unwrap_or(delivered.at),
             classification,
             marketing_lite: message.send.as_ref().is_some_and(|s| s.record.marketing_lite),
+            business_agent: message.send.as_ref().and_then(|s| s.record.meta_business_agent),
             reported: message.reported().cloned(),
             recipient: message.recipient().cloned(),
             participants: reached.into_iter().map(|(participant, _)| participant.clone()).collect(),
@@ -338,6 +339,7 @@ impl ContactLedger {
         Eligibility {
             at,
             era: ctx.clock.era_at(at),
+            time_zone: ctx.clock.tz_name().clone(),
             customer_service_window_until: state
                 .service_window
                 .as_ref()
@@ -377,6 +379,7 @@ fn preview_send(state: &PairState, ctx: &FoldContext<'_>, class: MessageClass, a
             declared_category: None,
         },
         marketing_lite: false,
+        business_agent: None,
         reported: None,
         recipient: None,
         participants: Vec::new(),
@@ -413,6 +416,8 @@ fn preview_send(state: &PairState, ctx: &FoldContext<'_>, class: MessageClass, a
 pub struct Eligibility {
     pub at: Timestamp,
     pub era: Era,
+    /// The account's time zone: its month and rate card are those of this zone (R6).
+    pub time_zone: std::sync::Arc<str>,
     /// R1: open until this instant (exclusive), if open at `at`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub customer_service_window_until: Option<Timestamp>,
@@ -460,11 +465,50 @@ pub struct SendPreview {
     pub joins: Option<MessageId>,
     /// Claims already made on the allowance this send would draw on, at the instant asked.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub allowance_used: Option<usize>,
+    pub allowance_used: Option<u64>,
+    /// Units the allowance grants free a month (R13, R26, R80).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowance_limit: Option<u64>,
+    /// The answer in words: charged, free and why, or refused.
+    pub summary: String,
     pub rules: RulePath,
 }
 
 impl SendPreview {
+    /// Whether the send would be charged, once the allowance use is known (`None`: not
+    /// allowed, or nothing would be billed, as for a message priced with its conversation).
+    pub fn charged(&self) -> Option<bool> {
+        match (&self.charge, self.allowance_used, self.allowance_limit) {
+            (Some(Charge::Billable), ..) => Some(true),
+            (Some(Charge::Free(_)), ..) => Some(false),
+            (Some(Charge::Allowance(_)), Some(used), Some(limit)) => Some(used >= limit),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn summarize(&self) -> String {
+        if !self.allowed {
+            return "not allowed: only templates outside the customer service window (R2)".to_owned();
+        }
+        let category = self.category.map_or("message", PricingCategory::as_str);
+        let what = match &self.opens {
+            Some(opens) => format!("opens a {} conversation", opens.category),
+            None => format!("counted as {category}"),
+        };
+        match (&self.charge, self.allowance_used, self.allowance_limit) {
+            (Some(Charge::Billable), ..) => format!("charged: {what}"),
+            (Some(Charge::Free(reason)), ..) => format!("free ({}): {what}", reason.as_str()),
+            (Some(Charge::Allowance(pool)), Some(used), Some(limit)) if used < limit => format!(
+                "free within the allowance: {used} of {limit} used in {}, then charged: {what}",
+                pool.month
+            ),
+            (Some(Charge::Allowance(pool)), Some(used), Some(limit)) => {
+                format!("charged: {what}; the allowance of {limit} in {} is used ({used})", pool.month)
+            }
+            _ => format!("nothing billed on its own: {what}"),
+        }
+    }
+
     fn rejected(rules: &[Rule]) -> Self {
         let mut path = RulePath::new();
         path.extend(rules);

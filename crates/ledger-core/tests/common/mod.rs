@@ -127,6 +127,7 @@ impl Given {
             recipient: Some(self.user.as_str().into()),
             content,
             marketing_lite: false,
+            meta_business_agent: None,
         });
         self.push(format!("send:{id}"), self.time(h), kind);
         id

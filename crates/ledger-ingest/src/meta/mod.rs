@@ -16,8 +16,8 @@ use std::borrow::Cow;
 
 use ledger_core::{
     ContactKey, DeliveryStatus, EntryPoint, Event, EventKind, InboundMessage, MessageStatus, PricingModel,
-    PricingType, ReportedCategory, ReportedPricing, StatusError, TemplateCategory, TemplateCategoryChange,
-    Timestamp, VolumeTierUpdate,
+    PricingType, ReportedCategory, ReportedCost, ReportedPricing, StatusError, TemplateCategory,
+    TemplateCategoryChange, Timestamp, VolumeTierUpdate,
 };
 use serde_json::value::RawValue;
 
@@ -274,6 +274,14 @@ fn reported_pricing(status: &StatusPayload<'_>) -> Option<ReportedPricing> {
             .and_then(|o| o.kind.as_deref())
             .map(ReportedCategory::parse),
         conversation_expires_at: conversation.and_then(|c| c.expiration_timestamp).map(|t| Timestamp(t.0)),
+        cost: pricing.and_then(|p| p.cost.as_ref()).and_then(|cost| {
+            let amount = match &cost.amount {
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::String(text) => text.trim().to_owned(),
+                _ => return None,
+            };
+            Some(ReportedCost { amount, currency: cost.currency.trim().to_ascii_uppercase() })
+        }),
     })
 }
 

@@ -194,6 +194,16 @@ pub(super) struct PricingPayload<'a> {
     pub category: Option<Cow<'a, str>>,
     #[serde(default, borrow, rename = "type")]
     pub pricing_type: Option<Cow<'a, str>>,
+    /// R84: max-price messages' estimated charge.
+    #[serde(default)]
+    pub cost: Option<CostPayload>,
+}
+
+/// `pricing.cost`: the amount as a JSON number (or a string) in the currency's unit.
+#[derive(Debug, Deserialize)]
+pub(super) struct CostPayload {
+    pub amount: serde_json::Value,
+    pub currency: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -123,6 +123,7 @@ impl History {
             recipient: Some(user.into()),
             content,
             marketing_lite: false,
+            meta_business_agent: None,
         });
         self.push(waba, Some(ContactKey::new("pn-1", user)), format!("send-{id}"), self.time(hours), send);
         id
@@ -143,6 +144,23 @@ impl History {
             None => format!("status-{id}"),
         };
         self.push(waba, Some(ContactKey::new("pn-1", user)), event_id, self.time(hours), status);
+    }
+
+    /// Adds a max-price `pricing.cost` (R84) to the delivered status of message `id`.
+    pub fn report_on_delivery(&mut self, id: &str, amount: &str, currency: &str) {
+        let event_id = format!("status-{id}");
+        let event =
+            self.events.iter_mut().find(|e| e.event_id.as_str() == event_id).expect("delivered status");
+        if let EventKind::MessageStatus(status) = &mut event.kind {
+            status.reported = Some(ledger_core::ReportedPricing {
+                pricing_model: Some(ledger_core::PricingModel::Pmp),
+                category: Some(ledger_core::ReportedCategory::Marketing),
+                pricing_type: Some(ledger_core::PricingType::Regular),
+                billable: Some(true),
+                cost: Some(ledger_core::ReportedCost { amount: amount.into(), currency: currency.into() }),
+                ..ledger_core::ReportedPricing::default()
+            });
+        }
     }
 
     /// Folds the history in order and prices the journal as the projector would.
