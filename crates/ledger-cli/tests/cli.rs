@@ -169,3 +169,50 @@ fn eligibility_refuses_an_unknown_contact_and_a_bad_instant() {
     let stderr = String::from_utf8(assert.get_output().stderr.clone()).expect("utf-8");
     assert!(stderr.contains("neither Unix seconds nor an RFC 3339 time"), "{stderr}");
 }
+
+/// ARCHITECTURE decision 2: a data directory keeps the rule settings it was folded under; a
+/// command asking for others refuses, naming both, and `--refold` moves the state to them.
+#[test]
+fn a_data_directory_refuses_other_rule_settings_until_refolded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let sample = root().join("examples/sample-events.jsonl");
+    let import = |extra: &[&str]| {
+        ledger().arg("import").arg(&sample).arg("--data-dir").arg(&data).args(extra).output().expect("runs")
+    };
+    let first = import(&[]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let usage = |extra: &[&str]| {
+        ledger()
+            .args(["query", "usage", "102290129340398", "--month", "2026-12", "--json", "--data-dir"])
+            .arg(&data)
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    assert!(usage(&[]).status.success(), "the stored settings answer");
+    assert!(usage(&["--service-allowance-scope", "phone_number"]).status.success(), "equal settings");
+    let refused = usage(&["--service-allowance-scope", "waba"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("service_allowance_scope = \"phone_number\"")
+            && message.contains("service_allowance_scope = \"waba\"")
+            && message.contains("--refold"),
+        "{message}"
+    );
+    // Importing under other settings refuses too, before anything is appended or folded.
+    let refused = import(&["--fep-window-hours-from-2026-09-28", "168"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
+    // --refold rebuilds the state from the log under the new settings, which it then keeps.
+    let refolded = import(&["--fep-window-hours-from-2026-09-28", "168", "--refold"]);
+    assert!(refolded.status.success(), "{}", String::from_utf8_lossy(&refolded.stderr));
+    assert!(usage(&["--fep-window-hours-from-2026-09-28", "168"]).status.success());
+    assert_eq!(usage(&[]).status.code(), Some(0), "no flags: the state's own (new) settings");
+    assert_eq!(usage(&["--fep-window-hours-from-2026-09-28", "72"]).status.code(), Some(2));
+    let kept = std::fs::read_dir(&data)
+        .expect("data dir")
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().starts_with("state.before-refold-"));
+    assert!(kept, "the previous state is kept beside the new one");
+}
