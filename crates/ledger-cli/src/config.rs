@@ -247,6 +247,15 @@ impl ServeArgs {
             sunshine_api_key: pick(&self.sunshine_api_key, &file.secrets.sunshine_api_key),
             gupshup_api_key: pick(&self.gupshup_api_key, &file.secrets.gupshup_api_key),
         };
+        secrets.validate()?;
+        let batch_size =
+            self.batch_size.or(file.batch_size).unwrap_or(ledger_query::server::DEFAULT_BATCH_SIZE);
+        if batch_size == 0 {
+            anyhow::bail!(
+                "batch_size 0 would project nothing: give at least 1 (default {})",
+                ledger_query::server::DEFAULT_BATCH_SIZE
+            );
+        }
         Ok(ledger_query::ServeConfig {
             listen: self
                 .listen
@@ -263,10 +272,7 @@ impl ServeArgs {
                 rules: self.rules.requested(&file.rules)?.unwrap_or_default(),
                 allowance_limit: None,
             },
-            batch_size: self
-                .batch_size
-                .or(file.batch_size)
-                .unwrap_or(ledger_query::server::DEFAULT_BATCH_SIZE),
+            batch_size,
             pricing: PricingArgs {
                 rates: self.pricing.rates.clone().or(file.rates),
                 pricing: self.pricing.pricing.clone().or(file.pricing),
@@ -310,6 +316,32 @@ mod tests {
         let flags = RulesArgs { fep_window_hours_from_2026_09_28: Some(200), ..RulesArgs::default() };
         let error = flags.requested(&file.rules).expect_err("out of bounds");
         assert!(error.to_string().contains("R82"), "{error}");
+    }
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        use clap::Parser;
+        #[derive(Debug, Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        Cli::parse_from(std::iter::once("ledger").chain(args.iter().copied())).serve
+    }
+
+    #[test]
+    fn settings_that_cannot_work_refuse_to_start() {
+        let error = serve_args(&["--batch-size", "0"]).resolve().expect_err("batch size 0");
+        assert!(error.to_string().contains("batch_size 0"), "{error}");
+        // An empty or short secret would accept forged signatures: refused, naming the secret.
+        for weak in ["", "   ", "app-secret"] {
+            let mut args = serve_args(&[]);
+            args.meta_app_secret = Some(weak.to_owned());
+            let error = args.resolve().expect_err("weak secret");
+            assert!(error.to_string().contains("meta_app_secret"), "{error}");
+        }
+        let mut args = serve_args(&[]);
+        args.sinch_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
+        assert!(args.resolve().is_ok());
     }
 
     #[test]

@@ -65,10 +65,10 @@ fn journal_shows_the_correction_of_out_of_order_statuses() {
 #[test]
 fn bad_lines_are_reported_with_their_numbers_and_nothing_is_printed() {
     let input = concat!(
-        r#"{"event_id":"a","event_time":1,"receive_time":1,"provider":"p","waba_id":"w","kind":{"type":"account_settings","time_zone":"UTC"}}"#,
+        r#"{"event_id":"a","event_time":1700000000,"receive_time":1700000000,"provider":"p","waba_id":"w","kind":{"type":"account_settings","time_zone":"UTC"}}"#,
         "\n",
         "not json\n",
-        r#"{"event_id":"b","event_time":1,"receive_time":1,"provider":"p","waba_id":"w","kind":{"type":"account_settings","time_zone":"Nowhere/City"}}"#,
+        r#"{"event_id":"b","event_time":1700000000,"receive_time":1700000000,"provider":"p","waba_id":"w","kind":{"type":"account_settings","time_zone":"Nowhere/City"}}"#,
         "\n",
     );
     let assert = ledger().args(["fold", "-"]).write_stdin(input).assert().code(2).stdout("");

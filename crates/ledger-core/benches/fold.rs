@@ -152,7 +152,7 @@ fn workload() -> Vec<Event> {
     let settings = Event {
         event_id: "settings".into(),
         schema_version: 1,
-        event_time: Timestamp(0),
+        event_time: Timestamp(ledger_core::event::EVENT_TIME_MIN),
         receive_time: Timestamp(0),
         provider: "meta_cloud".into(),
         waba_id: WABA.into(),

@@ -415,17 +415,32 @@ pub enum EventError {
     UnexpectedContact { kind: &'static str },
     #[error("time_zone {0:?} is not an IANA time zone name")]
     UnknownTimeZone(String),
+    #[error(
+        "event_time {found} is outside the instants this ledger accepts ({EVENT_TIME_MIN} = 2010-01-01 \
+         to {EVENT_TIME_MAX} = 2100-01-01 UTC)"
+    )]
+    EventTimeOutOfRange { found: i64 },
 }
 
+/// The first instant an event may carry: 2010-01-01 00:00 UTC, before WhatsApp's business
+/// messaging existed. Earlier (or a year 294,000) is a provider's or a client's mistake, and
+/// folding it would bill a month no rule covers.
+pub const EVENT_TIME_MIN: i64 = 1_262_304_000;
+/// The first instant an event may not carry: 2100-01-01 00:00 UTC.
+pub const EVENT_TIME_MAX: i64 = 4_102_444_800;
+
 impl Event {
-    /// Checks what the types cannot: non-empty ids, a contact exactly where one belongs, a known
-    /// time zone.
+    /// Checks what the types cannot: non-empty ids, an event time in 2010–2100, a contact exactly
+    /// where one belongs, a known time zone.
     pub fn validate(&self) -> Result<(), EventError> {
         if self.schema_version == 0 || self.schema_version > SCHEMA_VERSION {
             return Err(EventError::UnsupportedSchemaVersion { found: self.schema_version });
         }
         non_empty(self.event_id.as_str(), "event_id")?;
         non_empty(self.waba_id.as_str(), "waba_id")?;
+        if !(EVENT_TIME_MIN..EVENT_TIME_MAX).contains(&self.event_time.0) {
+            return Err(EventError::EventTimeOutOfRange { found: self.event_time.0 });
+        }
         let kind = self.kind.name();
         match (&self.contact, self.kind.is_contact_scoped()) {
             (None, true) => return Err(EventError::MissingContact { kind }),

@@ -255,9 +255,38 @@ fn invalid_events_are_rejected_with_a_reason() {
     bad.contact = None;
     let error = then.ledger.apply(bad, &mut Vec::new()).expect_err("no contact");
     assert_eq!(error.to_string(), "a send_record event needs a contact (phone_number_id and user_id)");
-    let mut settings = Given::at(0).settings("Mars/Olympus").events;
+    let mut settings = Given::at(ERA4).settings("Mars/Olympus").events;
     let error = then.ledger.apply(settings.remove(0), &mut Vec::new()).expect_err("zone");
     assert_eq!(error.to_string(), "time_zone \"Mars/Olympus\" is not an IANA time zone name");
+}
+
+#[test]
+fn event_times_outside_2010_to_2100_are_refused_not_billed_in_1970() {
+    let mut g = Given::at(ERA4);
+    g.template(0.0, Marketing);
+    let mut then = g.fold();
+    // Year 294,000 (seconds), 1970 and the first instant of 2100 are refused; the bounds' inside
+    // edges are taken.
+    for (seconds, accepted) in [
+        (9_215_000_000_000, false),
+        (0, false),
+        (1_262_303_999, false),
+        (1_262_304_000, true),
+        (4_102_444_799, true),
+        (4_102_444_800, false),
+    ] {
+        let mut event = g.events[0].clone();
+        event.event_id = format!("send:far-{seconds}").into();
+        event.event_time = ledger_core::Timestamp(seconds);
+        if let ledger_core::EventKind::SendRecord(record) = &mut event.kind {
+            record.message_id = format!("far-{seconds}").into();
+        }
+        let outcome = then.ledger.apply(event, &mut Vec::new());
+        assert_eq!(outcome.is_ok(), accepted, "{seconds}: {outcome:?}");
+        if let Err(error) = outcome {
+            assert!(error.to_string().contains("2010-01-01"), "{error}");
+        }
+    }
 }
 
 #[test]

@@ -29,7 +29,7 @@ fn fold_all(events: Vec<Event>) -> (Ledger, Vec<ledger_core::Entry>) {
 fn d5_free_tier_month_boundary_in_sao_paulo() {
     // 2024-03, America/Sao_Paulo (UTC-3). 1,000 service conversations on 2024-03-10 …
     let march_10 = 1_710_039_600; // 2024-03-10 00:00 local = 03:00Z
-    let mut events = Given::at(0).settings("America/Sao_Paulo").events;
+    let mut events = Given::at(ERA2).settings("America/Sao_Paulo").events;
     for i in 0..1_000 {
         events.extend(service_conversation(&format!("5511900{i:05}"), march_10 + i64::from(i) * 60));
     }
@@ -67,7 +67,7 @@ fn d5_a_late_earlier_conversation_moves_the_free_tier_boundary() {
     // 1,000 conversations fill March; then a conversation from March 1 arrives late. It takes
     // a free slot and the last of the 1,000 becomes charged: reversal + new entry (R26).
     let march_10 = 1_710_039_600;
-    let mut events = Given::at(0).settings("America/Sao_Paulo").events;
+    let mut events = Given::at(ERA2).settings("America/Sao_Paulo").events;
     for i in 0..1_000 {
         events.extend(service_conversation(&format!("5511900{i:05}"), march_10 + i64::from(i) * 60));
     }

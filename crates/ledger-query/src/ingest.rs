@@ -24,6 +24,39 @@ pub struct Secrets {
     pub gupshup_api_key: Option<String>,
 }
 
+/// The shortest secret the server starts with: an HMAC key or shared token under 128 bits can be
+/// guessed, and an empty one signs anything (a signature made with the empty key verified).
+pub const SECRET_BYTES_MIN: usize = 16;
+
+/// A configured secret the server refuses to start with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name} is {length} bytes long: a configured secret needs at least {SECRET_BYTES_MIN} (leave it unset to accept unsigned webhooks)")]
+pub struct WeakSecret {
+    pub name: &'static str,
+    pub length: usize,
+}
+
+impl Secrets {
+    /// Every configured secret is long enough (whitespace around it does not count).
+    pub fn validate(&self) -> Result<(), WeakSecret> {
+        for (name, secret) in [
+            ("meta_app_secret", &self.meta_app_secret),
+            ("meta_verify_token", &self.meta_verify_token),
+            ("sinch_secret", &self.sinch_secret),
+            ("sunshine_api_key", &self.sunshine_api_key),
+            ("gupshup_api_key", &self.gupshup_api_key),
+        ] {
+            if let Some(secret) = secret {
+                let length = secret.trim().len();
+                if length < SECRET_BYTES_MIN {
+                    return Err(WeakSecret { name, length });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for Secrets {
     // Never print a secret: only whether each is configured.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -257,6 +257,14 @@ fn bad_input_gets_its_status_is_kept_and_nothing_is_appended() {
         ),
         ("/v1/webhooks/meta_cloud", "application/json", vec![], vec![b' '; 70 * 1024], 413),
         ("/v1/sends", "application/json", vec![], b"{not json".to_vec(), 400),
+        // A send dated in the year 294,000 is refused, not billed in January 1970.
+        (
+            "/v1/sends",
+            "application/json",
+            vec![],
+            br#"{"message_id":"m","waba_id":"w","phone_number_id":"p","recipient":"5511987650001","sent_at":9215000000000,"non_template":"text"}"#.to_vec(),
+            422,
+        ),
     ];
     for (n, (path, content_type, headers, body, expected)) in cases.iter().enumerate() {
         let (status, answer) = server.post(path, content_type, headers, body);

@@ -51,7 +51,8 @@ impl History {
     }
 
     pub fn settings(&mut self, waba: &str, time_zone: &str) -> &mut Self {
-        let at = Timestamp(0);
+        // The earliest instant an event may carry: before every scenario.
+        let at = Timestamp(ledger_core::event::EVENT_TIME_MIN);
         let kind = EventKind::AccountSettings(AccountSettings {
             time_zone: time_zone.to_owned(),
             currency: None,
