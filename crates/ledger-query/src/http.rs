@@ -390,7 +390,7 @@ async fn dead_letters(
     State(app): State<Arc<AppState>>,
     Query(params): Query<LimitParam>,
 ) -> Result<Response, QueryError> {
-    let limit = params.limit.unwrap_or(100);
+    let limit = crate::queries::bounded_limit(params.limit, 100)?;
     let answer = blocking(move || Ok(app.queries.store().dead_letters(limit)?)).await?;
     Ok(Json(answer).into_response())
 }

@@ -119,6 +119,18 @@ pub struct EntryFilter {
 }
 
 pub const DEFAULT_ENTRY_LIMIT: usize = 1_000;
+/// The most entries or dead letters one answer holds: a request for more is refused, not served
+/// from memory sized by the caller (`limit=100000000` was taken as asked).
+pub const MAX_ANSWER_ITEMS: usize = 10_000;
+
+/// A caller's `limit`, or the default; above [`MAX_ANSWER_ITEMS`] (or 0) a bad request.
+pub fn bounded_limit(limit: Option<usize>, default: usize) -> Result<usize, QueryError> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=MAX_ANSWER_ITEMS).contains(&n) => Ok(n),
+        Some(n) => Err(QueryError::BadRequest(format!("limit {n} is outside 1..={MAX_ANSWER_ITEMS}"))),
+    }
+}
 
 /// The query side of one ledger.
 #[derive(Clone)]
@@ -464,7 +476,7 @@ impl Queries {
         };
         let from = filter.from.map_or(i64::MIN, |t| t.0);
         let to = filter.to.map_or(i64::MAX, |t| t.0);
-        let limit = filter.limit.unwrap_or(DEFAULT_ENTRY_LIMIT);
+        let limit = bounded_limit(filter.limit, DEFAULT_ENTRY_LIMIT)?;
         Ok(self.store.entries(&scope, from, to, limit)?.iter().map(EntryView::from).collect())
     }
 

@@ -286,6 +286,13 @@ fn bad_input_gets_its_status_is_kept_and_nothing_is_appended() {
     assert_eq!(status, 200);
     assert_eq!(server.log_end(), 1);
 
+    // An unbounded page is refused with its reason; the largest one is served.
+    let (status, answer) = server.get("/v1/entries?waba_id=w&limit=100000000");
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["reason"].as_str().is_some_and(|r| r.contains("1..=10000")), "{answer}");
+    assert_eq!(server.get("/v1/dead-letters?limit=0").0, 400);
+    assert_eq!(server.get("/v1/entries?waba_id=w&limit=10000").0, 200);
+
     // Meta's verification handshake.
     let (status, challenge) = server
         .get("/v1/webhooks/meta_cloud?hub.mode=subscribe&hub.verify_token=tok&hub.challenge=1158201444");
