@@ -217,16 +217,34 @@ pub struct ServeArgs {
     pub refold: bool,
     #[command(flatten)]
     pub pricing: PricingArgs,
-    #[arg(long, env = "LEDGER_META_APP_SECRET", hide_env_values = true)]
-    pub meta_app_secret: Option<String>,
-    #[arg(long, env = "LEDGER_META_VERIFY_TOKEN", hide_env_values = true)]
-    pub meta_verify_token: Option<String>,
-    #[arg(long, env = "LEDGER_SINCH_SECRET", hide_env_values = true)]
-    pub sinch_secret: Option<String>,
-    #[arg(long, env = "LEDGER_SUNSHINE_API_KEY", hide_env_values = true)]
-    pub sunshine_api_key: Option<String>,
-    #[arg(long, env = "LEDGER_GUPSHUP_API_KEY", hide_env_values = true)]
-    pub gupshup_api_key: Option<String>,
+}
+
+/// Reads the webhook secrets: each from its environment variable (`LEDGER_META_APP_SECRET` …),
+/// or the file its `…_FILE` variable names (a mounted Kubernetes secret), over the `[secrets]`
+/// table. Never from flags: a command line is visible to every user of the machine (`ps`).
+pub fn secrets_from(file: &Secrets, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Secrets> {
+    let read = |var: &str, from_file: &Option<String>| -> anyhow::Result<Option<String>> {
+        if let Some(value) = env(var) {
+            return Ok(Some(value));
+        }
+        let file_var = format!("{var}_FILE");
+        if let Some(path) = env(&file_var) {
+            let text =
+                std::fs::read_to_string(&path).with_context(|| format!("reading {file_var} ({path})"))?;
+            return Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned()));
+        }
+        Ok(from_file.clone())
+    };
+    let secrets = Secrets {
+        meta_app_secret: read("LEDGER_META_APP_SECRET", &file.meta_app_secret)?,
+        meta_verify_token: read("LEDGER_META_VERIFY_TOKEN", &file.meta_verify_token)?,
+        sinch_secret: read("LEDGER_SINCH_SECRET", &file.sinch_secret)?,
+        sunshine_api_key: read("LEDGER_SUNSHINE_API_KEY", &file.sunshine_api_key)?,
+        gupshup_api_key: read("LEDGER_GUPSHUP_API_KEY", &file.gupshup_api_key)?,
+        sinch_timestamp_window_seconds: file.sinch_timestamp_window_seconds,
+    };
+    secrets.validate()?;
+    Ok(secrets)
 }
 
 impl ServeArgs {
@@ -239,15 +257,7 @@ impl ServeArgs {
 
     pub fn resolve(&self) -> anyhow::Result<ledger_query::ServeConfig> {
         let file = self.file()?;
-        let pick = |flag: &Option<String>, file: &Option<String>| flag.clone().or_else(|| file.clone());
-        let secrets = Secrets {
-            meta_app_secret: pick(&self.meta_app_secret, &file.secrets.meta_app_secret),
-            meta_verify_token: pick(&self.meta_verify_token, &file.secrets.meta_verify_token),
-            sinch_secret: pick(&self.sinch_secret, &file.secrets.sinch_secret),
-            sunshine_api_key: pick(&self.sunshine_api_key, &file.secrets.sunshine_api_key),
-            gupshup_api_key: pick(&self.gupshup_api_key, &file.secrets.gupshup_api_key),
-        };
-        secrets.validate()?;
+        let secrets = secrets_from(&file.secrets, &|var| std::env::var(var).ok())?;
         let batch_size =
             self.batch_size.or(file.batch_size).unwrap_or(ledger_query::server::DEFAULT_BATCH_SIZE);
         if batch_size == 0 {
@@ -334,14 +344,21 @@ mod tests {
         assert!(error.to_string().contains("batch_size 0"), "{error}");
         // An empty or short secret would accept forged signatures: refused, naming the secret.
         for weak in ["", "   ", "app-secret"] {
-            let mut args = serve_args(&[]);
-            args.meta_app_secret = Some(weak.to_owned());
-            let error = args.resolve().expect_err("weak secret");
+            let env = |var: &str| (var == "LEDGER_META_APP_SECRET").then(|| weak.to_owned());
+            let error = secrets_from(&Secrets::default(), &env).expect_err("weak secret");
             assert!(error.to_string().contains("meta_app_secret"), "{error}");
         }
-        let mut args = serve_args(&[]);
-        args.sinch_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
-        assert!(args.resolve().is_ok());
+        // A secret file (a mounted Kubernetes secret) is read, its trailing newline dropped; the
+        // variable wins over the `[secrets]` table.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sinch");
+        std::fs::write(&path, "0123456789abcdef0123456789abcdef\n").expect("write");
+        let path = path.display().to_string();
+        let env = |var: &str| (var == "LEDGER_SINCH_SECRET_FILE").then(|| path.clone());
+        let table = Secrets { sinch_secret: Some("from-the-table-0123456789".into()), ..Secrets::default() };
+        let secrets = secrets_from(&table, &env).expect("strong secret");
+        assert_eq!(secrets.sinch_secret.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+        assert_eq!(secrets_from(&table, &|_| None).expect("table").sinch_secret, table.sinch_secret);
     }
 
     #[test]

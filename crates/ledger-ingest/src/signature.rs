@@ -17,6 +17,24 @@ pub enum SignatureError {
     Malformed,
     #[error("the signature does not match the body")]
     Mismatch,
+    #[error("the signed timestamp is {age} s from now, outside the {window} s accepted (a replay?)")]
+    Stale { age: i64, window: u64 },
+}
+
+/// Sinch callbacks signed more than this far from the receiving clock are refused by default: a
+/// captured callback cannot be replayed later (Sinch retries within minutes of the first try).
+pub const SINCH_TIMESTAMP_WINDOW_SECONDS: u64 = 300;
+
+/// Checks that a Sinch callback's signed timestamp (Unix seconds) is within `window` seconds of
+/// `now`, either way. Non-numeric timestamps are malformed.
+pub fn check_sinch_timestamp(timestamp: Option<&str>, now: i64, window: u64) -> Result<(), SignatureError> {
+    let signed: i64 =
+        timestamp.ok_or(SignatureError::Missing)?.trim().parse().map_err(|_| SignatureError::Malformed)?;
+    let age = now.saturating_sub(signed);
+    if age.unsigned_abs() > window {
+        return Err(SignatureError::Stale { age, window });
+    }
+    Ok(())
 }
 
 /// Checks Meta's `X-Hub-Signature-256: sha256=<hex>`: HMAC-SHA256 of the raw body keyed with
@@ -181,6 +199,29 @@ mod tests {
     // Computed independently with Python: base64(hmac.new(b"sinch-secret",
     // b'{"app_id":"A"}' + b"." + b"nonce-1" + b"." + b"1634579353", "sha256").digest())
     const SINCH_GOOD: &str = "XMau2XYpKWzWf1USqhTtF5rTGZKPLQWz3cdEYRt9ZLo=";
+
+    #[test]
+    fn sinch_timestamps_outside_the_window_are_refused() {
+        let now = 1_796_119_200;
+        let window = SINCH_TIMESTAMP_WINDOW_SECONDS;
+        assert_eq!(check_sinch_timestamp(Some("1796119200"), now, window), Ok(()));
+        assert_eq!(check_sinch_timestamp(Some("1796118900"), now, window), Ok(()), "300 s old: inside");
+        assert_eq!(
+            check_sinch_timestamp(Some("1796101200"), now, window),
+            Err(SignatureError::Stale { age: 18_000, window }),
+            "five hours old"
+        );
+        assert!(matches!(
+            check_sinch_timestamp(Some("1000000000"), now, window),
+            Err(SignatureError::Stale { .. })
+        ));
+        assert!(matches!(
+            check_sinch_timestamp(Some("1796119800"), now, window),
+            Err(SignatureError::Stale { .. })
+        ));
+        assert_eq!(check_sinch_timestamp(Some("soon"), now, window), Err(SignatureError::Malformed));
+        assert_eq!(check_sinch_timestamp(None, now, window), Err(SignatureError::Missing));
+    }
 
     #[test]
     fn sinch_signature_known_good_and_tampered() {

@@ -170,7 +170,7 @@ async fn accept(
             format!("content type must be application/json, not {:?}", content_type.as_deref().unwrap_or(""));
         return refuse(&app, source, Refusal { status: 415, reason }, content_type, body).await;
     }
-    if let Err(reason) = ingest::authenticate(provider, &app.secrets, &headers, &body) {
+    if let Err(reason) = ingest::authenticate(provider, &app.secrets, &headers, &body, ingest::now()) {
         return refuse(&app, source, Refusal { status: 401, reason }, content_type, body).await;
     }
     let (records, mut accepted) = match ingest::prepare(provider, &body, received_at, &app.limits) {

@@ -22,6 +22,9 @@ pub struct Secrets {
     pub sunshine_api_key: Option<String>,
     /// Gupshup has no signature; a shared key in `X-API-Key` is required when set.
     pub gupshup_api_key: Option<String>,
+    /// How far a signed Sinch timestamp may be from this server's clock, in seconds (default
+    /// [`ledger_ingest::signature::SINCH_TIMESTAMP_WINDOW_SECONDS`]).
+    pub sinch_timestamp_window_seconds: Option<u64>,
 }
 
 /// The shortest secret the server starts with: an HMAC key or shared token under 128 bits can be
@@ -67,6 +70,7 @@ impl std::fmt::Debug for Secrets {
             .field("sinch_secret", &set(&self.sinch_secret))
             .field("sunshine_api_key", &set(&self.sunshine_api_key))
             .field("gupshup_api_key", &set(&self.gupshup_api_key))
+            .field("sinch_timestamp_window_seconds", &self.sinch_timestamp_window_seconds)
             .finish()
     }
 }
@@ -88,6 +92,7 @@ pub fn authenticate(
     secrets: &Secrets,
     headers: &dyn HeaderLookup,
     body: &[u8],
+    now: Timestamp,
 ) -> Result<(), String> {
     use ledger_ingest::signature as sig;
     let result = match provider {
@@ -98,16 +103,24 @@ pub fn authenticate(
             None => Ok(()),
         },
         Provider::Sinch => match &secrets.sinch_secret {
-            Some(secret) => sig::verify_sinch_signature(
-                secret.as_bytes(),
-                body,
-                &sig::SinchSignature {
-                    signature: headers.header("x-sinch-webhook-signature"),
-                    nonce: headers.header("x-sinch-webhook-signature-nonce"),
-                    timestamp: headers.header("x-sinch-webhook-signature-timestamp"),
-                    algorithm: headers.header("x-sinch-webhook-signature-algorithm"),
-                },
-            ),
+            Some(secret) => {
+                let timestamp = headers.header("x-sinch-webhook-signature-timestamp");
+                sig::verify_sinch_signature(
+                    secret.as_bytes(),
+                    body,
+                    &sig::SinchSignature {
+                        signature: headers.header("x-sinch-webhook-signature"),
+                        nonce: headers.header("x-sinch-webhook-signature-nonce"),
+                        timestamp,
+                        algorithm: headers.header("x-sinch-webhook-signature-algorithm"),
+                    },
+                )
+                .and_then(|()| {
+                    let window =
+                        secrets.sinch_timestamp_window_seconds.unwrap_or(sig::SINCH_TIMESTAMP_WINDOW_SECONDS);
+                    sig::check_sinch_timestamp(timestamp, now.0, window)
+                })
+            }
             None => Ok(()),
         },
         Provider::Sunshine => match &secrets.sunshine_api_key {
