@@ -216,3 +216,31 @@ fn a_data_directory_refuses_other_rule_settings_until_refolded() {
         .any(|e| e.file_name().to_string_lossy().starts_with("state.before-refold-"));
     assert!(kept, "the previous state is kept beside the new one");
 }
+
+/// ARCHITECTURE decision 5: a log older than the state (restored from an older backup) is
+/// refused at start with the offsets, not silently projected from the wrong place.
+#[test]
+fn a_log_older_than_the_state_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let sample = root().join("examples/sample-events.jsonl");
+    let imported = ledger().arg("import").arg(&sample).arg("--data-dir").arg(&data).output().expect("runs");
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    std::fs::remove_dir_all(data.join("log")).expect("drop the log");
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").expect("write");
+    let output = ledger().arg("import").arg(&empty).arg("--data-dir").arg(&data).output().expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("the log ends at 0") && stderr.contains("older than the state"), "{stderr}");
+    // `ledger serve` on it does not keep answering with no projector: it exits, non-zero, so a
+    // supervisor restarts it once the log is restored.
+    let served = ledger()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .expect("runs");
+    assert_eq!(served.status.code(), Some(70), "{}", String::from_utf8_lossy(&served.stderr));
+    assert!(String::from_utf8_lossy(&served.stderr).contains("older than the state"));
+}

@@ -83,7 +83,13 @@ fn every_adapter(body: &[u8]) {
 fn outcome_is_typed(result: Result<ledger_ingest::Normalized, IngestError>) {
     if let Ok(normalized) = result {
         for event in normalized.events {
-            assert!(event.validate().is_ok(), "adapter produced an invalid event: {event:?}");
+            match event.validate() {
+                Ok(()) => {}
+                // A well-formed time outside 2010–2100 is the intake's to refuse (422, kept as
+                // a dead letter): adapters pass the provider's instant through unchanged.
+                Err(ledger_core::EventError::EventTimeOutOfRange { .. }) => {}
+                Err(error) => panic!("adapter produced an invalid event ({error}): {event:?}"),
+            }
         }
     }
 }

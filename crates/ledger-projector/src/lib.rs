@@ -49,6 +49,13 @@ pub enum ProjectorError {
     WriteThread(std::io::Error),
     #[error(transparent)]
     Rules(#[from] RulesError),
+    /// ARCHITECTURE decision 5: a stale or rewound position is refused loudly.
+    #[error(
+        "the state covers the log up to offset {stored}, but the log ends at {log_end}: the log is \
+         older than the state (restored from an older backup?). Restore the matching log, or rebuild \
+         the state from this log with `ledger replay --into <dir>`"
+    )]
+    LogBehindState { stored: u64, log_end: u64 },
 }
 
 /// Why a store cannot be folded or read under the rule settings asked for (ARCHITECTURE
@@ -189,6 +196,10 @@ impl Projector {
         // The settings folded under must be the store's own (recorded here for a new store).
         rule_settings_for(&store, consumer, Some(config.rules), store.is_read_only())?;
         let resume_at = store.offset(consumer)?;
+        let log_end = log.end_offset();
+        if log_end < resume_at {
+            return Err(ProjectorError::LogBehindState { stored: resume_at, log_end });
+        }
         let mut projector = Projector {
             ledger: Arc::new(RwLock::new(Ledger::new(config))),
             store,

@@ -99,9 +99,25 @@ pub async fn serve_on(
         let (log, store, stop, queries) = (log.clone(), store.clone(), stop.clone(), queries.clone());
         let (ledger_config, batch_size) = (config.ledger, config.batch_size);
         let pricing = crate::billing::projection_pricing(config.pricing.clone());
-        std::thread::Builder::new()
-            .name("projector".into())
-            .spawn(move || run_projector(&*log, store, ledger_config, pricing, batch_size, &stop, &queries))?
+        std::thread::Builder::new().name("projector".into()).spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_projector(&*log, store, ledger_config, pricing, batch_size, &stop, &queries)
+            }));
+            // A projector that stops before it is told to leaves HTTP answering from frozen state:
+            // exit instead, so a supervisor restarts the process (nothing acknowledged is lost;
+            // the log has it).
+            let failure = match &outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(format!("{error:#}")),
+                Err(_) => Some("the projector thread panicked".to_owned()),
+            };
+            if let Some(reason) = failure.filter(|_| !stop.load(Ordering::SeqCst)) {
+                tracing::error!(%reason, "projector stopped; exiting");
+                eprintln!("error: projector stopped: {reason}");
+                std::process::exit(70);
+            }
+            outcome.unwrap_or_else(|_| Err(anyhow::anyhow!("the projector thread panicked")))
+        })?
     };
 
     let app = router(state);
