@@ -241,6 +241,7 @@ pub fn secrets_from(file: &Secrets, env: &dyn Fn(&str) -> Option<String>) -> any
         sinch_secret: read("LEDGER_SINCH_SECRET", &file.sinch_secret)?,
         sunshine_api_key: read("LEDGER_SUNSHINE_API_KEY", &file.sunshine_api_key)?,
         gupshup_api_key: read("LEDGER_GUPSHUP_API_KEY", &file.gupshup_api_key)?,
+        sends_token: read("LEDGER_SENDS_TOKEN", &file.sends_token)?,
         sinch_timestamp_window_seconds: file.sinch_timestamp_window_seconds,
     };
     secrets.validate()?;
@@ -258,6 +259,15 @@ impl ServeArgs {
     pub fn resolve(&self) -> anyhow::Result<ledger_query::ServeConfig> {
         let file = self.file()?;
         let secrets = secrets_from(&file.secrets, &|var| std::env::var(var).ok())?;
+        let listen =
+            self.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
+        if !listen.ip().is_loopback() && secrets.sends_token.is_none() {
+            anyhow::bail!(
+                "listening on {listen} with no sends token: anyone who reaches the port could post send \
+                 records that reclassify charges. Set LEDGER_SENDS_TOKEN (or LEDGER_SENDS_TOKEN_FILE), or \
+                 listen on loopback"
+            );
+        }
         let batch_size =
             self.batch_size.or(file.batch_size).unwrap_or(ledger_query::server::DEFAULT_BATCH_SIZE);
         if batch_size == 0 {
@@ -267,10 +277,7 @@ impl ServeArgs {
             );
         }
         Ok(ledger_query::ServeConfig {
-            listen: self
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            listen,
             data_dir: self
                 .data_dir
                 .clone()
@@ -342,6 +349,10 @@ mod tests {
     fn settings_that_cannot_work_refuse_to_start() {
         let error = serve_args(&["--batch-size", "0"]).resolve().expect_err("batch size 0");
         assert!(error.to_string().contains("batch_size 0"), "{error}");
+        // Send records reclassify charges: beyond loopback they need a token.
+        let error = serve_args(&["--listen", "0.0.0.0:8080"]).resolve().expect_err("open sends");
+        assert!(error.to_string().contains("LEDGER_SENDS_TOKEN"), "{error}");
+        assert!(serve_args(&["--listen", "127.0.0.1:8080"]).resolve().is_ok());
         // An empty or short secret would accept forged signatures: refused, naming the secret.
         for weak in ["", "   ", "app-secret"] {
             let env = |var: &str| (var == "LEDGER_META_APP_SECRET").then(|| weak.to_owned());

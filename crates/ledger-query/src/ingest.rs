@@ -22,6 +22,9 @@ pub struct Secrets {
     pub sunshine_api_key: Option<String>,
     /// Gupshup has no signature; a shared key in `X-API-Key` is required when set.
     pub gupshup_api_key: Option<String>,
+    /// The bearer token `POST /v1/sends` requires (`Authorization: Bearer …`) when set; a server
+    /// bound beyond loopback refuses to start without one.
+    pub sends_token: Option<String>,
     /// How far a signed Sinch timestamp may be from this server's clock, in seconds (default
     /// [`ledger_ingest::signature::SINCH_TIMESTAMP_WINDOW_SECONDS`]).
     pub sinch_timestamp_window_seconds: Option<u64>,
@@ -48,6 +51,7 @@ impl Secrets {
             ("sinch_secret", &self.sinch_secret),
             ("sunshine_api_key", &self.sunshine_api_key),
             ("gupshup_api_key", &self.gupshup_api_key),
+            ("sends_token", &self.sends_token),
         ] {
             if let Some(secret) = secret {
                 let length = secret.trim().len();
@@ -70,6 +74,7 @@ impl std::fmt::Debug for Secrets {
             .field("sinch_secret", &set(&self.sinch_secret))
             .field("sunshine_api_key", &set(&self.sunshine_api_key))
             .field("gupshup_api_key", &set(&self.gupshup_api_key))
+            .field("sends_token", &set(&self.sends_token))
             .field("sinch_timestamp_window_seconds", &self.sinch_timestamp_window_seconds)
             .finish()
     }
@@ -131,7 +136,16 @@ pub fn authenticate(
             Some(key) => sig::verify_shared_secret(key, headers.header("x-api-key")),
             None => Ok(()),
         },
-        Provider::SendRecords => Ok(()),
+        // The business's own records change how deliveries are classified: only its sender may
+        // post them.
+        Provider::SendRecords => match &secrets.sends_token {
+            Some(token) => {
+                let given =
+                    headers.header("authorization").map(|h| h.trim().strip_prefix("Bearer ").unwrap_or(""));
+                sig::verify_shared_secret(token, given)
+            }
+            None => Ok(()),
+        },
     };
     result.map_err(|e| format!("{} webhook authentication failed: {e}", provider.as_str()))
 }

@@ -487,3 +487,29 @@ fn a_tier_webhook_is_reconciled_against_the_accrual() {
     );
     assert_eq!(report["within_tolerance"], false);
 }
+
+/// Send records reclassify charges (a marketing charge posted as utility): with a sends token
+/// configured, `POST /v1/sends` without it is refused (401, kept as a dead letter) and nothing
+/// reaches the log.
+#[test]
+fn send_records_need_the_sends_token_when_one_is_configured() {
+    let token = "sender-token-0123456789abcdef";
+    let server = Server::start(Secrets { sends_token: Some(token.into()), ..Secrets::default() });
+    let send = json!({
+        "message_id": "wamid.S1", "waba_id": "waba-s", "phone_number_id": "pn-s", "recipient": "5511987650001",
+        "sent_at": 1_796_119_200,
+        "template": {"name": "promo", "language": "en", "category": "utility"}
+    })
+    .to_string();
+    let wrong = format!("Bearer {token}x");
+    let right = format!("Bearer {token}");
+    for headers in [vec![], vec![("authorization", wrong.as_str())], vec![("authorization", token)]] {
+        let (status, answer) = server.post("/v1/sends", "application/json", &headers, send.as_bytes());
+        assert_eq!(status, 401, "{headers:?}: {answer}");
+    }
+    assert_eq!(server.log_end(), 0, "no unauthenticated record reached the log");
+    let (status, answer) =
+        server.post("/v1/sends", "application/json", &[("authorization", right.as_str())], send.as_bytes());
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(server.log_end(), 1);
+}
