@@ -20,7 +20,7 @@ use ledger_core::fact::Fact;
 use ledger_core::{Entry, EntryAction, LocalMonth, PricingCategory, PricingModel, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::card::RateCard;
+use crate::card::{RateCard, Tier};
 use crate::market::{parse_number, Located, Number, UNKNOWN};
 use crate::money::Money;
 use crate::Pricing;
@@ -259,26 +259,19 @@ impl Pricer {
             }
         } else {
             let position = self.position(entry, fact, &decision);
-            match (&decision.card, decision.located.market.as_str()) {
-                (_, UNKNOWN) => {
-                    line.unpriced =
-                        Some("the recipient is not a phone number; its market is unknown (R5)".into())
+            let rate = card_rate(
+                decision.card,
+                &decision.located.market,
+                &decision.rate_category,
+                position.unwrap_or(1),
+                (&decision.currency, decision.local_date),
+            );
+            match rate {
+                Ok(tier) => {
+                    line.unit_rate = Some(tier.rate);
+                    line.tier = position.map(|_| tier.label());
                 }
-                (None, _) => {
-                    line.unpriced = Some(format!(
-                        "no {} rate card in force on {}",
-                        decision.currency, decision.local_date
-                    ))
-                }
-                (Some(card), market) => {
-                    match card.rate(market, &decision.rate_category, position.unwrap_or(1)) {
-                        Some(tier) => {
-                            line.unit_rate = Some(tier.rate);
-                            line.tier = position.map(|_| tier.label());
-                        }
-                        None => line.unpriced = Some(card.missing_reason(market, &decision.rate_category)),
-                    }
-                }
+                Err(reason) => line.unpriced = Some(reason),
             }
         }
         PricedEntry {
@@ -355,6 +348,38 @@ impl Pricer {
     }
 }
 
+/// The card category a message category is charged at in `market` (R51, R80): paid service at
+/// the utility rate and Marketing Messages Lite at the marketing rate where the card has no column
+/// of their own; every other category is its own.
+pub(crate) fn card_category<'a>(card: Option<&RateCard>, market: &str, category: &'a str) -> &'a str {
+    let fallback = match category {
+        "service" => "utility",
+        "marketing_lite" => "marketing",
+        _ => return category,
+    };
+    match card {
+        Some(card) if !card.has(market, category) => fallback,
+        _ => category,
+    }
+}
+
+/// The band of `card` that prices the `position`-th charge of `rate_category` in `market`, or
+/// why there is none (never a guess): an unknown market (R5), no card in force for the account's
+/// currency on its local date (R6), or no rate on the card. `billing` is that currency and date.
+pub(crate) fn card_rate<'c>(
+    card: Option<&'c RateCard>,
+    market: &str,
+    rate_category: &str,
+    position: u64,
+    (currency, date): (&str, NaiveDate),
+) -> Result<&'c Tier, String> {
+    if market == UNKNOWN {
+        return Err("the recipient is not a phone number; its market is unknown (R5)".into());
+    }
+    let card = card.ok_or_else(|| format!("no {currency} rate card in force on {date}"))?;
+    card.rate(market, rate_category, position).ok_or_else(|| card.missing_reason(market, rate_category))
+}
+
 /// The charge instant's date in the WABA's time zone (R6: cards change at local midnight).
 pub(crate) fn local_date(fact: &Fact) -> NaiveDate {
     let context = fact.context();
@@ -410,22 +435,8 @@ impl Pricing {
                 }
             }
         }
-        // R80: paid service messages (era 5) are charged at the utility rate where the card has
-        // no service rate of its own; the line stays a service line.
-        if billable && unit == "message" && rate_category == "service" {
-            if let Some(card) = card {
-                if !card.has(&located.market, "service") {
-                    rate_category = "utility".to_owned();
-                }
-            }
-        }
-        // R51: Marketing Messages Lite is charged at the Cloud API marketing rates from 2025-07-01.
-        if unit == "message" && rate_category == "marketing_lite" {
-            if let Some(card) = card {
-                if !card.has(&located.market, "marketing_lite") {
-                    rate_category = "marketing".to_owned();
-                }
-            }
+        if unit == "message" {
+            rate_category = card_category(card, &located.market, &rate_category).to_owned();
         }
         Decision {
             unit,

@@ -7,9 +7,8 @@ use chrono_tz::Tz;
 use ledger_core::{Eligibility, PricingCategory, SendPreview, Timestamp};
 use serde::Serialize;
 
-use crate::market::UNKNOWN;
 use crate::money::Money;
-use crate::pricer::date_in;
+use crate::pricer::{card_category, card_rate, date_in};
 use crate::Pricing;
 
 /// The price of one kind of send for one recipient.
@@ -65,28 +64,18 @@ impl Pricing {
         let (_, currency, _) = self.business_of(waba_id);
         let located = self.markets.locate(recipient, date);
         let card = self.book.card(currency, date);
-        let mut rate_category = category.rate_category().as_str().to_owned();
-        if rate_category == "service" && card.is_some_and(|c| !c.has(&located.market, "service")) {
-            rate_category = "utility".to_owned();
-        }
+        let rate_category = card_category(card, &located.market, category.rate_category().as_str());
         let mut quote = Quote {
             market: located.market.clone(),
-            rate_category,
+            rate_category: rate_category.to_owned(),
             currency: currency.to_owned(),
             unit_rate: None,
             card: card.map(|c| c.effective_from),
             unpriced: None,
         };
-        match card {
-            _ if located.market == UNKNOWN => {
-                quote.unpriced =
-                    Some("the recipient is not a phone number; its market is unknown (R5)".into())
-            }
-            None => quote.unpriced = Some(format!("no {currency} rate card in force on {date}")),
-            Some(card) => match card.rate(&located.market, &quote.rate_category, 1) {
-                Some(tier) => quote.unit_rate = Some(tier.rate),
-                None => quote.unpriced = Some(card.missing_reason(&located.market, &quote.rate_category)),
-            },
+        match card_rate(card, &located.market, rate_category, 1, (currency, date)) {
+            Ok(tier) => quote.unit_rate = Some(tier.rate),
+            Err(reason) => quote.unpriced = Some(reason),
         }
         quote
     }
@@ -100,8 +89,8 @@ impl Pricing {
         eligibility: Eligibility,
     ) -> PricedEligibility {
         let quote = |preview: &SendPreview| {
-            let chargeable = preview.allowed && preview.charged().is_some_and(|c| c)
-                || matches!(preview.charge, Some(ledger_core::Charge::Allowance(_)));
+            let allowance = matches!(preview.charge, Some(ledger_core::Charge::Allowance(_)));
+            let chargeable = preview.allowed && (preview.charged() == Some(true) || allowance);
             let category = preview.category.filter(|_| chargeable && preview.opens.is_none())?;
             Some(self.quote(waba_id, &eligibility.time_zone, recipient, category, eligibility.at))
         };
