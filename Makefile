@@ -3,7 +3,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: setup broker test fmt-check clippy unit run fold-sample bench bench-e2e bench-kafka
+.PHONY: setup broker test fmt-check clippy unit api-contract run fold-sample bench bench-e2e bench-kafka
 
 ## setup: install what a fresh machine lacks (a C/C++ compiler, libclang for the RocksDB bindings)
 setup:
@@ -14,8 +14,9 @@ setup:
 broker:
 	@./scripts/tansu.sh >/dev/null
 
-## test: formatting, lints with warnings denied, and every test (Kafka mode's against Tansu)
-test: setup broker fmt-check clippy unit
+## test: formatting, lints with warnings denied, every test (Kafka mode's against Tansu), and the
+## served API checked against its description by schemathesis
+test: setup broker fmt-check clippy unit api-contract
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -29,6 +30,11 @@ ifeq ($(NEXTEST),yes)
 else
 	$(CARGO) test --workspace --locked --no-fail-fast
 endif
+
+## api-contract: schemathesis (PyPI, installed once into ~/.cache/ledger-tools) against the
+## /openapi.json of a server holding the bundled sample; any failure fails
+api-contract:
+	@./scripts/api-contract.sh
 
 ## run: serve the embedded ledger on 127.0.0.1:8080 with its data in ./data
 run: setup

@@ -10,6 +10,11 @@ command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 if ! dpkg -s libclang-dev >/dev/null 2>&1; then
   need_apt+=(libclang-dev)
 fi
+# The API contract check (scripts/api-contract.sh) installs schemathesis into a virtualenv and
+# polls the server with curl.
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo_cmd=""

@@ -119,7 +119,7 @@ fn pipeline(contacts: usize) -> anyhow::Result<()> {
     for chunk in webhooks.chunks(256) {
         let mut records = Vec::new();
         for webhook in chunk {
-            let (mut r, _) = ledger_query::ingest::prepare(
+            let (mut r, _, _) = ledger_query::ingest::prepare(
                 Provider::MetaCloud,
                 webhook.body.as_bytes(),
                 Timestamp(start),

@@ -32,9 +32,82 @@ pub struct FileConfig {
     pub pricing: Option<PathBuf>,
     #[serde(default)]
     pub secrets: Secrets,
+    /// `[[api_tokens]]`: who may read which answers (none: queries only from loopback).
+    #[serde(default)]
+    pub api_tokens: Vec<ApiTokenFile>,
+    /// `[limits]`: connections, expensive answers, dead letters.
+    #[serde(default)]
+    pub limits: LimitsFile,
     /// Kafka mode (`ledger ingest`, `ledger project`).
     #[serde(default)]
     pub kafka: KafkaFileConfig,
+}
+
+/// One `[[api_tokens]]` entry. The token itself comes from the environment variable `token_env`
+/// names or the file `token_file` names (a mounted secret), never from this file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTokenFile {
+    pub name: String,
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// WABA ids the token may read; `"*"` for all.
+    #[serde(default)]
+    pub wabas: Vec<String>,
+    #[serde(default)]
+    pub dead_letters: bool,
+    #[serde(default)]
+    pub dead_letter_bodies: bool,
+    #[serde(default)]
+    pub metrics: bool,
+}
+
+/// The `[limits]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_connections: Option<usize>,
+    pub header_read_timeout_seconds: Option<u64>,
+    pub expensive_queries: Option<usize>,
+    pub dead_letters_total_mib: Option<u64>,
+    pub dead_letters_per_source_mib: Option<u64>,
+}
+
+/// Reads the API tokens of `[[api_tokens]]`, each from its variable or file.
+pub fn api_tokens_from(
+    entries: &[ApiTokenFile],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<ledger_query::access::Access> {
+    use ledger_query::access::{Access, ApiToken, Scope, Wabas};
+    let mut tokens = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let secret = match (&entry.token_env, &entry.token_file) {
+            (Some(var), None) => env(var).with_context(|| {
+                format!("API token {:?}: the variable {var} it names is not set", entry.name)
+            })?,
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .with_context(|| format!("API token {:?}: reading {}", entry.name, path.display()))?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+            _ => anyhow::bail!("API token {:?}: give exactly one of token_env and token_file", entry.name),
+        };
+        let wabas = if entry.wabas.iter().any(|w| w == "*") {
+            Wabas::All
+        } else {
+            Wabas::Only(entry.wabas.iter().cloned().collect())
+        };
+        tokens.push(ApiToken {
+            name: entry.name.clone(),
+            secret,
+            scope: Scope {
+                wabas,
+                dead_letters: entry.dead_letters || entry.dead_letter_bodies,
+                dead_letter_bodies: entry.dead_letter_bodies,
+                metrics: entry.metrics,
+            },
+        });
+    }
+    Ok(Access::new(tokens)?)
 }
 
 /// The `[rules]` table: the points the spec leaves open, as dated settings (R80, R82, Q14).
@@ -243,6 +316,7 @@ pub fn secrets_from(file: &Secrets, env: &dyn Fn(&str) -> Option<String>) -> any
         gupshup_api_key: read("LEDGER_GUPSHUP_API_KEY", &file.gupshup_api_key)?,
         sends_token: read("LEDGER_SENDS_TOKEN", &file.sends_token)?,
         sinch_timestamp_window_seconds: file.sinch_timestamp_window_seconds,
+        meta_format_relays: file.meta_format_relays.clone(),
     };
     secrets.validate()?;
     Ok(secrets)
@@ -259,6 +333,7 @@ impl ServeArgs {
     pub fn resolve(&self) -> anyhow::Result<ledger_query::ServeConfig> {
         let file = self.file()?;
         let secrets = secrets_from(&file.secrets, &|var| std::env::var(var).ok())?;
+        let access = api_tokens_from(&file.api_tokens, &|var| std::env::var(var).ok())?;
         let listen =
             self.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default"));
         if !listen.ip().is_loopback() && secrets.sends_token.is_none() {
@@ -295,8 +370,40 @@ impl ServeArgs {
                 pricing: self.pricing.pricing.clone().or(file.pricing),
             }
             .load()?,
+            access,
+            ..limits_from(&file.limits, listen)?
         })
     }
+}
+
+/// The `[limits]` table over the defaults, in a [`ledger_query::ServeConfig`] to take the rest of.
+pub fn limits_from(file: &LimitsFile, listen: SocketAddr) -> anyhow::Result<ledger_query::ServeConfig> {
+    let mut config = ledger_query::ServeConfig::new(listen, PathBuf::new());
+    if let Some(n) = file.max_connections {
+        anyhow::ensure!(n > 0, "[limits] max_connections must be at least 1");
+        config.connections.max_connections = n;
+    }
+    if let Some(seconds) = file.header_read_timeout_seconds {
+        anyhow::ensure!(seconds > 0, "[limits] header_read_timeout_seconds must be at least 1");
+        config.connections.header_read_timeout = std::time::Duration::from_secs(seconds);
+    }
+    if let Some(n) = file.expensive_queries {
+        anyhow::ensure!(n > 0, "[limits] expensive_queries must be at least 1");
+        config.expensive_queries = n;
+    }
+    const MIB: u64 = 1024 * 1024;
+    if let Some(mib) = file.dead_letters_total_mib {
+        config.dead_letter_caps.total_bytes = mib * MIB;
+    }
+    if let Some(mib) = file.dead_letters_per_source_mib {
+        config.dead_letter_caps.per_source_bytes = mib * MIB;
+    }
+    let caps = config.dead_letter_caps;
+    anyhow::ensure!(
+        caps.per_source_bytes > 0 && caps.per_source_bytes <= caps.total_bytes,
+        "[limits] dead_letters_per_source_mib must be at least 1 and at most dead_letters_total_mib"
+    );
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -370,6 +477,50 @@ mod tests {
         let secrets = secrets_from(&table, &env).expect("strong secret");
         assert_eq!(secrets.sinch_secret.as_deref(), Some("0123456789abcdef0123456789abcdef"));
         assert_eq!(secrets_from(&table, &|_| None).expect("table").sinch_secret, table.sinch_secret);
+    }
+
+    /// The production example parses, names its tokens by file, and the Kubernetes ConfigMap
+    /// carries it unchanged.
+    #[test]
+    fn the_production_config_reads_tokens_from_files_and_matches_the_configmap() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let file = FileConfig::load(&root.join("deploy/ledger-production.toml")).expect("parses");
+        assert!(file.api_tokens.iter().all(|t| t.token_file.is_some() && t.token_env.is_none()));
+        // Without the mounted files it refuses to start, naming the file.
+        let error = api_tokens_from(&file.api_tokens, &|_| None).expect_err("no token files here");
+        assert!(format!("{error:#}").contains("/run/secrets/ledger/tokens/"), "{error:#}");
+        // With them, each token gets its scope.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut entries = file.api_tokens.clone();
+        for entry in &mut entries {
+            let path = dir.path().join(&entry.name);
+            std::fs::write(&path, format!("{}-token-0123456789abcdef\n", entry.name)).expect("write");
+            entry.token_file = Some(path);
+        }
+        let access = api_tokens_from(&entries, &|_| None).expect("tokens");
+        let peer = Some("10.0.0.7:5000".parse().expect("addr"));
+        let ops = access.authorize(Some("Bearer operations-token-0123456789abcdef"), peer).expect("ops");
+        assert!(ops.scope.dead_letters && ops.scope.metrics && !ops.scope.dead_letter_bodies);
+        assert!(access.authorize(None, peer).is_err());
+        assert!(limits_from(&file.limits, DEFAULT_LISTEN.parse().expect("addr")).is_ok());
+        secrets_from(&file.secrets, &|var| {
+            var.starts_with("LEDGER_GUPSHUP_API_KEY").then(|| "gupshup-key-0123456789".to_owned())
+        })
+        .expect("the relay is authenticated");
+        let error = secrets_from(&file.secrets, &|_| None).expect_err("a relay without its key");
+        assert!(error.to_string().contains("meta_format_relays"), "{error}");
+
+        let configmap = std::fs::read_to_string(root.join("deploy/kubernetes/configmap.yaml")).expect("read");
+        let embedded: String = configmap
+            .split_once("ledger.toml: |\n")
+            .expect("the ConfigMap embeds ledger.toml")
+            .1
+            .lines()
+            .map(|line| line.strip_prefix("    ").unwrap_or(line))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let production = std::fs::read_to_string(root.join("deploy/ledger-production.toml")).expect("read");
+        assert_eq!(embedded, production, "deploy/kubernetes/configmap.yaml carries ledger-production.toml");
     }
 
     #[test]

@@ -160,11 +160,15 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
                 None => normalized_event(&body),
             };
             match prepared {
-                Ok((records, mut accepted)) => {
+                Ok((records, ids, mut accepted)) => {
                     let answers = log.append(records).wait_blocking()?;
-                    ingest::tally(&mut accepted, &answers);
+                    ingest::tally(&mut accepted, &ids, &answers);
                     new += accepted.new;
                     duplicates += accepted.duplicates;
+                    for conflict in &accepted.conflicts {
+                        refused += 1;
+                        eprintln!("{source}: refused (409): event {conflict}");
+                    }
                 }
                 Err(refusal) => {
                     refused += 1;
@@ -194,13 +198,19 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn normalized_event(line: &[u8]) -> Result<(Vec<ledger_log::LogRecord>, ingest::Accepted), ingest::Refusal> {
+type Prepared = (Vec<ledger_log::LogRecord>, Vec<ingest::EventIdOf>, ingest::Accepted);
+
+fn normalized_event(line: &[u8]) -> Result<Prepared, ingest::Refusal> {
     let event: ledger_core::Event = serde_json::from_slice(line)
         .map_err(|e| ingest::Refusal { status: 400, reason: format!("not a normalized event: {e}") })?;
     event
         .validate()
         .map_err(|e| ingest::Refusal { status: 422, reason: format!("event {}: {e}", event.event_id) })?;
-    Ok((vec![ingest::record_of(&event)], ingest::Accepted { events: 1, ..Default::default() }))
+    Ok((
+        vec![ingest::record_of(&event)],
+        vec![ingest::EventIdOf(event.event_id.to_string())],
+        ingest::Accepted { events: 1, ..Default::default() },
+    ))
 }
 
 fn import_via_server(args: &ImportArgs, server: &str) -> anyhow::Result<()> {

@@ -155,6 +155,13 @@ impl Ledger {
             assert!(Instant::now() < deadline, "ledger {command:?} did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }
+        if command.first() == Some(&"project") {
+            // A member says it is ready once its projector thread runs.
+            while !agent.get(ledger.url("/readyz")).call().is_ok_and(|r| r.status() == 200) {
+                assert!(Instant::now() < deadline, "projector member never ready");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         ledger
     }
 

@@ -21,6 +21,7 @@ fn fill_log(data: &Path) -> u64 {
     let garbage = LogRecord {
         key: b"not-an-event".to_vec(),
         dedupe: [7; 16],
+        identity: None,
         payload: b"\xff\xff not protobuf".to_vec(),
         broadcast: false,
     };
@@ -30,6 +31,8 @@ fn fill_log(data: &Path) -> u64 {
     event.event_time.0 += 1;
     conflicting.payload = ledger_proto::encode_event(&event);
     conflicting.dedupe = [9; 16];
+    // As a log without an identity index (Kafka's) takes it: the projector must catch it.
+    conflicting.identity = None;
     batches.push(vec![conflicting]);
 
     let log = EmbeddedLog::open(&data.join("log"), EmbeddedLogOptions::default()).expect("log");

@@ -111,6 +111,17 @@ pub struct Skipped {
     pub reason: &'static str,
 }
 
+/// Whether a body is in Meta's webhook format (`{"object": …, "entry": […]}`), whichever route
+/// it came on: such a body names Meta's own ids.
+pub fn is_meta_format(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        object: Option<serde::de::IgnoredAny>,
+        entry: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Probe>(body).is_ok_and(|probe| probe.object.is_some() || probe.entry.is_some())
+}
+
 /// Normalizes one webhook body received at `received_at`.
 pub fn normalize(
     provider: Provider,

@@ -1,5 +1,6 @@
-//! The embedded log: a RocksDB database of its own (`<data>/log`) with two column families,
-//! `records` (offset → payload) and `dedupe` (dedupe key → offset).
+//! The embedded log: a RocksDB database of its own (`<data>/log`) with three column families,
+//! `records` (offset → payload), `dedupe` (dedupe key → offset) and `identity` (event identity →
+//! dedupe key and offset: a second record of an event with other content is refused).
 //!
 //! One writer thread owns appends. It takes every request waiting in its queue, assigns
 //! offsets, suppresses exact duplicates, and writes them all in one WriteBatch with one WAL
@@ -24,6 +25,7 @@ use crate::{AppendCompleter, AppendTicket, Appended, EventLog, LogError, LogReco
 
 const RECORDS: &str = "records";
 const DEDUPE: &str = "dedupe";
+const IDENTITY: &str = "identity";
 
 #[derive(Debug, Clone, Copy)]
 pub struct EmbeddedLogOptions {
@@ -78,7 +80,12 @@ fn column_families() -> Vec<ColumnFamilyDescriptor> {
     // Almost every dedupe lookup is for a key that is not there: a bloom filter answers it.
     table.set_bloom_filter(10.0, false);
     dedupe.set_block_based_table_factory(&table);
-    vec![ColumnFamilyDescriptor::new(RECORDS, db_options()), ColumnFamilyDescriptor::new(DEDUPE, dedupe)]
+    let identity = dedupe.clone();
+    vec![
+        ColumnFamilyDescriptor::new(RECORDS, db_options()),
+        ColumnFamilyDescriptor::new(DEDUPE, dedupe),
+        ColumnFamilyDescriptor::new(IDENTITY, identity),
+    ]
 }
 
 fn offset_key(offset: u64) -> [u8; 8] {
@@ -89,6 +96,14 @@ fn decode_offset(bytes: &[u8]) -> Result<u64, LogError> {
     let array: [u8; 8] =
         bytes.try_into().map_err(|_| LogError::Storage(format!("offset of {} bytes", bytes.len())))?;
     Ok(u64::from_be_bytes(array))
+}
+
+/// The offset of the record an identity entry (dedupe key, offset) names.
+fn decode_identity(value: &[u8]) -> Result<u64, LogError> {
+    value
+        .get(16..)
+        .ok_or_else(|| LogError::Storage(format!("identity entry of {} bytes", value.len())))
+        .and_then(decode_offset)
 }
 
 impl EmbeddedLog {
@@ -246,8 +261,10 @@ fn write_group(
     let db = &shared.db;
     let records = db.cf_handle(RECORDS).ok_or(LogError::Storage("no records family".into()))?;
     let dedupe = db.cf_handle(DEDUPE).ok_or(LogError::Storage("no dedupe family".into()))?;
+    let identities = db.cf_handle(IDENTITY).ok_or(LogError::Storage("no identity family".into()))?;
     let mut batch = WriteBatch::default();
     let mut in_group: HashMap<[u8; 16], u64> = HashMap::new();
+    let mut identities_in_group: HashMap<[u8; 16], u64> = HashMap::new();
     let mut next = start;
     let mut answers = Vec::with_capacity(group.len());
     for request in group {
@@ -260,6 +277,25 @@ fn write_group(
             if let Some(existing) = db.get_pinned_cf(dedupe, record.dedupe)? {
                 answer.push(Appended::Duplicate(decode_offset(&existing)?));
                 continue;
+            }
+            if let Some(identity) = record.identity {
+                // Not an exact duplicate: a record of the same event is one with other content.
+                let held = match identities_in_group.get(&identity) {
+                    Some(&offset) => Some(offset),
+                    None => db
+                        .get_pinned_cf(identities, identity)?
+                        .map(|value| decode_identity(&value))
+                        .transpose()?,
+                };
+                if let Some(offset) = held {
+                    answer.push(Appended::Conflict(offset));
+                    continue;
+                }
+                let mut value = [0u8; 24];
+                value[..16].copy_from_slice(&record.dedupe);
+                value[16..].copy_from_slice(&offset_key(next));
+                batch.put_cf(identities, identity, value);
+                identities_in_group.insert(identity, next);
             }
             batch.put_cf(records, offset_key(next), &record.payload);
             batch.put_cf(dedupe, record.dedupe, offset_key(next));

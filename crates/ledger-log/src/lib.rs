@@ -27,6 +27,10 @@ pub struct LogRecord {
     /// once. Records with the same event id but different content have different keys and are
     /// both kept; the projector reports the conflict.
     pub dedupe: [u8; 16],
+    /// Identifies the event (a hash of its id), when the log should refuse a second record with
+    /// the same identity and different content ([`Appended::Conflict`]). The embedded log checks
+    /// it; Kafka's has no index to check it in, and its projector reports such conflicts.
+    pub identity: Option<[u8; 16]>,
     /// The encoded `ledger.v1.Event`.
     pub payload: Vec<u8>,
     /// An account-wide event (settings) every partition's projector must fold: a partitioned log
@@ -48,12 +52,14 @@ pub enum Appended {
     New(u64),
     /// Already in the log at this offset (an exact re-delivery).
     Duplicate(u64),
+    /// Not appended: a record with the same identity and other content is at this offset.
+    Conflict(u64),
 }
 
 impl Appended {
     pub fn offset(self) -> u64 {
         match self {
-            Appended::New(offset) | Appended::Duplicate(offset) => offset,
+            Appended::New(offset) | Appended::Duplicate(offset) | Appended::Conflict(offset) => offset,
         }
     }
 }

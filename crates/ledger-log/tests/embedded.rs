@@ -6,7 +6,7 @@ use ledger_log::{Appended, EmbeddedLog, EmbeddedLogOptions, EventLog, LogRecord,
 use proptest::prelude::*;
 
 fn record(n: u8, content: u8) -> LogRecord {
-    LogRecord { key: vec![n], dedupe: [n; 16], payload: vec![n, content], broadcast: false }
+    LogRecord { key: vec![n], dedupe: [n; 16], identity: None, payload: vec![n, content], broadcast: false }
 }
 
 fn read_all(log: &EmbeddedLog) -> Vec<StoredRecord> {
@@ -56,8 +56,13 @@ fn concurrent_appenders_share_groups_and_lose_nothing() {
                 (0..25u8)
                     .map(|i| {
                         let id = [t, i, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-                        let rec =
-                            LogRecord { key: vec![t], dedupe: id, payload: vec![t, i], broadcast: false };
+                        let rec = LogRecord {
+                            key: vec![t],
+                            dedupe: id,
+                            identity: None,
+                            payload: vec![t, i],
+                            broadcast: false,
+                        };
                         log.append(vec![rec]).wait_blocking().expect("append")[0].offset()
                     })
                     .collect::<Vec<u64>>()

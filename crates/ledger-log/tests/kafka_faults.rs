@@ -34,6 +34,7 @@ fn record(key: &str, n: u32) -> LogRecord {
     LogRecord {
         key: key.as_bytes().to_vec(),
         dedupe: [0; 16],
+        identity: None,
         payload: format!("{key}#{n}").into_bytes(),
         broadcast: false,
     }

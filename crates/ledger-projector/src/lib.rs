@@ -167,7 +167,13 @@ pub struct Projector {
     consumer: String,
     next_offset: u64,
     pricing: Box<dyn EntryPricing>,
+    /// Asked when a write fails whether to try it again (see [`Projector::retry_writes`]).
+    write_retry: Option<Box<WriteRetry>>,
 }
+
+/// Says, for a failed write of the state and how many attempts it took, whether to try the same
+/// write again; it waits before answering as it sees fit.
+pub type WriteRetry = dyn FnMut(&ledger_store::StoreError, u32) -> bool + Send;
 
 impl std::fmt::Debug for Projector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -206,6 +212,7 @@ impl Projector {
             consumer: consumer.to_owned(),
             next_offset: 0,
             pricing,
+            write_retry: None,
         };
         let mut records = Vec::new();
         while projector.next_offset < resume_at {
@@ -234,6 +241,13 @@ impl Projector {
 
     pub fn ledger(&self) -> Arc<RwLock<Ledger>> {
         self.ledger.clone()
+    }
+
+    /// Retries a failed write of the state (a full disk, say) while `retry` says so, instead of
+    /// failing the batch: memory never runs ahead of the store, so the projector can go on
+    /// once the write lands.
+    pub fn retry_writes(&mut self, retry: Box<WriteRetry>) {
+        self.write_retry = Some(retry);
     }
 
     pub fn next_offset(&self) -> u64 {
@@ -273,7 +287,13 @@ impl Projector {
         };
         let mut report =
             BatchReport { records: records.len(), next_offset: last.offset + 1, ..Default::default() };
-        let writer = ChunkWriter { store: &self.store, consumer: &self.consumer };
+        let mut never = |_: &ledger_store::StoreError, _: u32| false;
+        let retry: &mut (dyn FnMut(&ledger_store::StoreError, u32) -> bool + Send) =
+            match &mut self.write_retry {
+                Some(retry) => &mut **retry,
+                None => &mut never,
+            };
+        let mut writer = ChunkWriter { store: &self.store, consumer: &self.consumer, retry };
         if records.len() <= PIPELINE_CHUNK {
             let chunk = fold_chunk(&self.ledger, records, &mut report);
             publish(&chunk.entries)?;
@@ -286,6 +306,7 @@ impl Projector {
                 let written = std::thread::Builder::new()
                     .name("projector-write".into())
                     .spawn_scoped(scope, move || {
+                        let mut writer = writer;
                         for chunk in receiver {
                             writer.write(&mut **pricing, chunk)?;
                         }
@@ -408,14 +429,14 @@ fn fold_chunk(ledger: &RwLock<Ledger>, records: &[StoredRecord], report: &mut Ba
 
 /// Prices and indexes a folded chunk's entries, writes the chunk with its offset, then keeps
 /// its refused records. Pricing sees the entries in journal order (chunks are written in turn).
-#[derive(Clone, Copy)]
 struct ChunkWriter<'a> {
     store: &'a Store,
     consumer: &'a str,
+    retry: &'a mut (dyn FnMut(&ledger_store::StoreError, u32) -> bool + Send),
 }
 
 impl ChunkWriter<'_> {
-    fn write(self, pricing: &mut dyn EntryPricing, chunk: FoldedChunk) -> Result<(), ProjectorError> {
+    fn write(&mut self, pricing: &mut dyn EntryPricing, chunk: FoldedChunk) -> Result<(), ProjectorError> {
         let FoldedChunk { mut batch, entries, refusals, next_offset } = chunk;
         for entry in &entries {
             batch.put_entry(entry, &pricing.markets(entry));
@@ -423,11 +444,17 @@ impl ChunkWriter<'_> {
                 batch.add_billing(&priced.waba_id, &priced.month, &priced.line, priced.quantity);
             }
         }
-        self.store.commit(batch, self.consumer, next_offset)?;
+        self.store.commit_retrying(batch, self.consumer, next_offset, self.retry)?;
         for (offset, reason, payload) in refusals {
             let content_type = Some("application/x-protobuf; message=ledger.v1.Event");
             let letter = DeadLetter::new(format!("log offset {offset}"), 0, reason, content_type, &payload);
-            self.store.put_dead_letter(&letter)?;
+            let mut attempt = 0;
+            while let Err(error) = self.store.put_dead_letter(&letter) {
+                attempt += 1;
+                if !(self.retry)(&error, attempt) {
+                    return Err(error.into());
+                }
+            }
         }
         Ok(())
     }

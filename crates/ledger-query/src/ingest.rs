@@ -28,6 +28,12 @@ pub struct Secrets {
     /// How far a signed Sinch timestamp may be from this server's clock, in seconds (default
     /// [`ledger_ingest::signature::SINCH_TIMESTAMP_WINDOW_SECONDS`]).
     pub sinch_timestamp_window_seconds: Option<u64>,
+    /// Providers whose routes relay Meta's own webhook format (Gupshup v3). Only these take
+    /// Meta-format bodies besides `meta_cloud`, and each needs its own secret configured: a
+    /// Meta-format body names Meta's ids, so an unauthenticated route taking one could forge
+    /// or pre-empt events of the Meta-signed route.
+    #[serde(default)]
+    pub meta_format_relays: Vec<String>,
 }
 
 /// The shortest secret the server starts with: an HMAC key or shared token under 128 bits can be
@@ -42,9 +48,18 @@ pub struct WeakSecret {
     pub length: usize,
 }
 
+/// Secrets the server refuses to start with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretsError {
+    #[error(transparent)]
+    Weak(#[from] WeakSecret),
+    #[error("{0}")]
+    Relay(String),
+}
+
 impl Secrets {
     /// Every configured secret is long enough (whitespace around it does not count).
-    pub fn validate(&self) -> Result<(), WeakSecret> {
+    pub fn validate(&self) -> Result<(), SecretsError> {
         for (name, secret) in [
             ("meta_app_secret", &self.meta_app_secret),
             ("meta_verify_token", &self.meta_verify_token),
@@ -56,12 +71,51 @@ impl Secrets {
             if let Some(secret) = secret {
                 let length = secret.trim().len();
                 if length < SECRET_BYTES_MIN {
-                    return Err(WeakSecret { name, length });
+                    return Err(WeakSecret { name, length }.into());
                 }
+            }
+        }
+        for relay in &self.meta_format_relays {
+            let secret = match relay.parse::<Provider>() {
+                Ok(Provider::Gupshup) => &self.gupshup_api_key,
+                Ok(Provider::Sinch) => &self.sinch_secret,
+                Ok(Provider::Sunshine) => &self.sunshine_api_key,
+                _ => {
+                    return Err(SecretsError::Relay(format!(
+                        "meta_format_relays names {relay:?}: only gupshup, sinch or sunshine routes relay"
+                    )))
+                }
+            };
+            if secret.is_none() {
+                return Err(SecretsError::Relay(format!(
+                    "meta_format_relays names {relay}, whose secret is not set: a route relays Meta's \
+                     format only when it authenticates"
+                )));
             }
         }
         Ok(())
     }
+
+    fn relays_meta_format(&self, provider: Provider) -> bool {
+        self.meta_format_relays.iter().any(|relay| relay == provider.as_str())
+    }
+}
+
+/// A body is taken only in its route's format: Meta's webhook format through `meta_cloud`, or
+/// through a route configured to relay it (`meta_format_relays`, authenticated).
+pub fn check_route_format(provider: Provider, secrets: &Secrets, body: &[u8]) -> Result<(), String> {
+    if matches!(provider, Provider::MetaCloud | Provider::SendRecords) || !ledger_ingest::is_meta_format(body)
+    {
+        return Ok(());
+    }
+    if secrets.relays_meta_format(provider) {
+        return Ok(());
+    }
+    Err(format!(
+        "a Meta-format webhook on the {0} route: Meta's events are taken on /v1/webhooks/meta_cloud, \
+         or here only when {0} is listed in meta_format_relays (with its secret set)",
+        provider.as_str()
+    ))
 }
 
 impl std::fmt::Debug for Secrets {
@@ -76,6 +130,7 @@ impl std::fmt::Debug for Secrets {
             .field("gupshup_api_key", &set(&self.gupshup_api_key))
             .field("sends_token", &set(&self.sends_token))
             .field("sinch_timestamp_window_seconds", &self.sinch_timestamp_window_seconds)
+            .field("meta_format_relays", &self.meta_format_relays)
             .finish()
     }
 }
@@ -165,6 +220,9 @@ pub struct Accepted {
     pub new: usize,
     /// Already in the log (a re-delivery).
     pub duplicates: usize,
+    /// Not appended: the log holds another event with the same id (answered 409).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<String>,
     /// Parts deliberately not turned into events, with why.
     pub skipped: Vec<SkippedView>,
 }
@@ -185,6 +243,7 @@ pub fn record_of(event: &Event) -> LogRecord {
     LogRecord {
         key: partition_key(event).into_bytes(),
         dedupe,
+        identity: Some(xxhash_rust::xxh3::xxh3_128(event.event_id.as_str().as_bytes()).to_be_bytes()),
         payload: proto.encode_to_vec(),
         // Account settings shape every contact's fold: each partition's projector needs them.
         broadcast: event.contact.is_none(),
@@ -206,7 +265,7 @@ pub fn prepare(
     body: &[u8],
     received_at: Timestamp,
     limits: &Limits,
-) -> Result<(Vec<LogRecord>, Accepted), Refusal> {
+) -> Result<(Vec<LogRecord>, Vec<EventIdOf>, Accepted), Refusal> {
     let normalized = ledger_ingest::normalize(provider, body, received_at, limits).map_err(|error| {
         let status = match error {
             ledger_ingest::IngestError::TooLarge { .. } => 413,
@@ -216,7 +275,9 @@ pub fn prepare(
         Refusal { status, reason: error.to_string() }
     })?;
     let mut records = Vec::with_capacity(normalized.events.len());
+    let mut ids = Vec::with_capacity(normalized.events.len());
     for event in &normalized.events {
+        ids.push(EventIdOf(event.event_id.to_string()));
         event.validate().map_err(|error| Refusal {
             status: 422,
             reason: format!("event {} is not valid: {error}", event.event_id),
@@ -232,20 +293,29 @@ pub fn prepare(
             .collect(),
         ..Accepted::default()
     };
-    Ok((records, accepted))
+    Ok((records, ids, accepted))
 }
 
-/// Counts the log's answers into `accepted`.
-pub fn tally(accepted: &mut Accepted, answers: &[Appended]) {
-    for answer in answers {
+/// Counts the log's answers to `records` into `accepted`.
+pub fn tally(accepted: &mut Accepted, records: &[EventIdOf], answers: &[Appended]) {
+    for (record, answer) in records.iter().zip(answers) {
         match answer {
             Appended::New(_) => accepted.new += 1,
             Appended::Duplicate(_) => accepted.duplicates += 1,
+            Appended::Conflict(offset) => {
+                accepted.conflicts.push(format!("{} (log offset {offset} holds other content)", record.0))
+            }
         }
     }
 }
 
+/// The event id of an offered record, kept to name it in a conflict.
+#[derive(Debug, Clone)]
+pub struct EventIdOf(pub String);
+
 /// Keeps refused input with its reason. The refusal is answered only after this returns.
+/// A body refused for its authenticity (401) is not kept, only that it came: it is a forger's
+/// or a misconfigured sender's, and holds nothing the ledger may act on.
 pub fn keep_refused(
     store: &Store,
     source: &str,
@@ -253,13 +323,15 @@ pub fn keep_refused(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<(), ledger_store::StoreError> {
-    store.put_dead_letter(&DeadLetter::new(
-        source,
-        refusal.status,
-        refusal.reason.clone(),
-        content_type,
-        body,
-    ))
+    let mut letter = DeadLetter::new(source, refusal.status, refusal.reason.clone(), content_type, body);
+    if refusal.status == 401 {
+        letter = letter.withholding_body("not kept: refused for its authenticity");
+    }
+    let dropped = store.put_dead_letter(&letter)?;
+    if dropped > 0 {
+        metrics::counter!("ledger_dead_letters_dropped_total").increment(dropped as u64);
+    }
+    Ok(())
 }
 
 pub fn now_micros() -> i64 {

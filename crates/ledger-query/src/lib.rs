@@ -2,11 +2,17 @@
 //! (eligibility, timelines, usage, entries, explanations) over the store and the projector's
 //! in-memory ledger.
 
+pub mod access;
 pub mod billing;
+pub mod dead_letters;
+pub mod extract;
+pub mod health;
 pub mod http;
 pub mod ingest;
+pub mod listener;
 pub mod partitioned;
 pub mod queries;
+pub mod refusals;
 pub mod server;
 pub mod views;
 

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError};
 
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,8 +19,9 @@ use ledger_pricing::Pricing;
 use ledger_projector::Ownership;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
+use crate::access::Caller;
+use crate::extract::{error, ApiPath, ApiQuery};
 use crate::http::AppState;
 use crate::queries::{parse_instant, required_month, GrantRow, Queries, QueryError, UsageRow, UsageView};
 
@@ -38,6 +39,16 @@ pub struct MemberState {
     /// Base URLs of the other members (`http://host:port`), asked for what they own.
     pub peers: Vec<String>,
     pub metrics: Option<PrometheusHandle>,
+    /// API tokens and their scopes, checked on every query route.
+    pub access: crate::access::Access,
+    /// What the member's projector thread reports (for `/readyz`).
+    pub health: Arc<crate::health::ProjectorHealth>,
+}
+
+impl crate::access::HasAccess for MemberState {
+    fn access(&self) -> &crate::access::Access {
+        &self.access
+    }
 }
 
 impl std::fmt::Debug for MemberState {
@@ -73,7 +84,9 @@ pub fn member_router(state: Arc<MemberState>) -> Router {
         .route("/v1/accounts/{waba_id}/usage", get(account_usage))
         .route("/v1/accounts/{waba_id}/free-grants", get(account_free_grants))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(member_readyz))
         .route("/metrics", get(member_metrics))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .with_state(state)
 }
 
@@ -107,14 +120,14 @@ async fn partitions(State(member): State<Arc<MemberState>>) -> Response {
     Json(PartitionsView { partitions: member.partitions, owned }).into_response()
 }
 
-fn error(status: StatusCode, reason: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": status.canonical_reason().unwrap_or(""), "reason": reason.into() })))
-        .into_response()
-}
-
 /// Blocking HTTP GET of a peer's JSON answer, passed through with its status.
-fn get_from_peer(url: &str) -> Result<(u16, String), String> {
-    let response = ureq::get(url)
+fn get_from_peer(url: &str, authorization: Option<&str>) -> Result<(u16, String), String> {
+    let mut request = ureq::get(url);
+    // The caller's token goes with a forwarded question: the peer checks its scope as well.
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    let response = request
         .config()
         .http_status_as_error(false)
         .timeout_global(Some(std::time::Duration::from_secs(10)))
@@ -129,7 +142,7 @@ fn get_from_peer(url: &str) -> Result<(u16, String), String> {
 /// The peer that owns `partition`, by asking each.
 fn owner_of(peers: &[String], partition: i32) -> Option<String> {
     peers.iter().find_map(|peer| {
-        let (status, body) = get_from_peer(&format!("{peer}/v1/partitions")).ok()?;
+        let (status, body) = get_from_peer(&format!("{peer}/v1/partitions"), None).ok()?;
         let view: PartitionsView = serde_json::from_str(&body).ok().filter(|_| status == 200)?;
         view.owned.iter().any(|o| o.partition == partition).then(|| peer.clone())
     })
@@ -138,15 +151,25 @@ fn owner_of(peers: &[String], partition: i32) -> Option<String> {
 /// Answers a contact question here when the partition is local, else from its owner.
 async fn for_contact(
     member: Arc<MemberState>,
-    phone: String,
-    user: String,
+    caller: PeerCaller,
+    (phone, user, waba_id): (String, String, Option<String>),
     path_and_query: String,
     local: impl FnOnce(Queries) -> Result<serde_json::Value, QueryError> + Send + 'static,
 ) -> Response {
     let partition = partition_of_contact(&phone, &user, member.partitions);
     let answer = tokio::task::spawn_blocking(move || {
         if let Some(queries) = member.queries_for(partition) {
-            return match local(queries) {
+            let in_scope = queries
+                .waba_of(&phone, waba_id.as_deref())
+                .map(|waba| caller.caller.scope.may_read_waba(waba.as_str()));
+            let answer = match in_scope {
+                Ok(true) => local(queries),
+                Ok(false) => Err(QueryError::NotFound(format!(
+                    "no events for business phone number {phone} that this token may read"
+                ))),
+                Err(error) => Err(error),
+            };
+            return match answer {
                 Ok(value) => (StatusCode::OK, Json(value)).into_response(),
                 Err(e) => e.into_response(),
             };
@@ -159,7 +182,7 @@ async fn for_contact(
                 ),
             );
         };
-        match get_from_peer(&format!("{peer}{path_and_query}")) {
+        match get_from_peer(&format!("{peer}{path_and_query}"), caller.authorization.as_deref()) {
             Ok((status, body)) => (
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
                 [(header::CONTENT_TYPE, "application/json")],
@@ -184,8 +207,9 @@ struct ContactParams {
 
 async fn contact_eligibility(
     State(member): State<Arc<MemberState>>,
-    Path((phone, user)): Path<(String, String)>,
-    Query(params): Query<ContactParams>,
+    caller: PeerCaller,
+    ApiPath((phone, user)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<ContactParams>,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let at = match params.at.as_deref().map(parse_instant).transpose() {
@@ -194,7 +218,8 @@ async fn contact_eligibility(
     };
     let path = format!("/v1/contacts/{phone}/{user}/eligibility?{}", raw.unwrap_or_default());
     let (p, u) = (phone.clone(), user.clone());
-    for_contact(member, phone, user, path, move |queries| {
+    let contact = (phone, user, params.waba_id.clone());
+    for_contact(member, caller, contact, path, move |queries| {
         let answer = queries.eligibility(&p, &u, at, params.waba_id.as_deref())?;
         serde_json::to_value(answer).map_err(|e| QueryError::BadRequest(e.to_string()))
     })
@@ -203,13 +228,15 @@ async fn contact_eligibility(
 
 async fn contact_timeline(
     State(member): State<Arc<MemberState>>,
-    Path((phone, user)): Path<(String, String)>,
-    Query(params): Query<ContactParams>,
+    caller: PeerCaller,
+    ApiPath((phone, user)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<ContactParams>,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let path = format!("/v1/contacts/{phone}/{user}/timeline?{}", raw.unwrap_or_default());
     let (p, u) = (phone.clone(), user.clone());
-    for_contact(member, phone, user, path, move |queries| {
+    let contact = (phone, user, params.waba_id.clone());
+    for_contact(member, caller, contact, path, move |queries| {
         let answer = queries.timeline(&p, &u, params.waba_id.as_deref())?;
         serde_json::to_value(answer).map_err(|e| QueryError::BadRequest(e.to_string()))
     })
@@ -228,9 +255,14 @@ struct UsageParams {
 /// every partition's free grants ([`UsageView::with_account_allowances`]).
 async fn account_usage(
     State(member): State<Arc<MemberState>>,
-    Path(waba_id): Path<String>,
-    Query(params): Query<UsageParams>,
+    caller: PeerCaller,
+    ApiPath(waba_id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<UsageParams>,
 ) -> Response {
+    if let Err(refused) = caller.caller.check_waba(&waba_id) {
+        return refused.into_response();
+    }
+    let authorization = caller.authorization;
     answer_account(move || {
         let month = required_month(params.month)?;
         let mut views = Vec::new();
@@ -243,10 +275,10 @@ async fn account_usage(
         }
         let mut grants = local_grants(&member, &waba_id, &month)?;
         for peer in &member.peers {
-            views.push(get_json(&format!("{peer}/v1/accounts/{waba_id}/usage?month={month}&scope=local"))?);
-            grants.extend(get_json::<Vec<GrantRow>>(&format!(
-                "{peer}/v1/accounts/{waba_id}/free-grants?month={month}"
-            ))?);
+            let usage = format!("{peer}/v1/accounts/{waba_id}/usage?month={month}&scope=local");
+            views.push(get_json(&usage, authorization.as_deref())?);
+            let free_grants = format!("{peer}/v1/accounts/{waba_id}/free-grants?month={month}");
+            grants.extend(get_json::<Vec<GrantRow>>(&free_grants, authorization.as_deref())?);
         }
         Ok(UsageView::sum(&waba_id, &month, views).with_account_allowances(grants))
     })
@@ -256,9 +288,13 @@ async fn account_usage(
 /// The free allowance grants of this member's partitions, for the member that merges usage.
 async fn account_free_grants(
     State(member): State<Arc<MemberState>>,
-    Path(waba_id): Path<String>,
-    Query(params): Query<UsageParams>,
+    caller: PeerCaller,
+    ApiPath(waba_id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<UsageParams>,
 ) -> Response {
+    if let Err(refused) = caller.caller.check_waba(&waba_id) {
+        return refused.into_response();
+    }
     answer_account(move || Ok(local_grants(&member, &waba_id, &required_month(params.month)?)?)).await
 }
 
@@ -296,8 +332,11 @@ fn local_grants(member: &MemberState, waba_id: &str, month: &str) -> Result<Vec<
 }
 
 /// A peer's JSON answer; anything but 200 with a readable body is a bad gateway.
-fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, AccountError> {
-    let (status, body) = get_from_peer(url).map_err(AccountError::Peer)?;
+fn get_json<T: serde::de::DeserializeOwned>(
+    url: &str,
+    authorization: Option<&str>,
+) -> Result<T, AccountError> {
+    let (status, body) = get_from_peer(url, authorization).map_err(AccountError::Peer)?;
     if status != 200 {
         return Err(AccountError::Peer(format!("{url} answered {status}: {body}")));
     }
@@ -380,7 +419,41 @@ impl UsageView {
     }
 }
 
-async fn member_metrics(State(member): State<Arc<MemberState>>) -> Response {
+async fn member_readyz(State(member): State<Arc<MemberState>>) -> Response {
+    match member.health.readiness() {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(reason) => {
+            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}"));
+            response.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+            response
+        }
+    }
+}
+
+/// An authorized caller with the `Authorization` header it came with (forwarded to peers).
+struct PeerCaller {
+    caller: Caller,
+    authorization: Option<String>,
+}
+
+impl FromRequestParts<Arc<MemberState>> for PeerCaller {
+    type Rejection = crate::access::Refused;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<MemberState>,
+    ) -> Result<PeerCaller, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let authorization =
+            parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok(PeerCaller { caller, authorization })
+    }
+}
+
+async fn member_metrics(State(member): State<Arc<MemberState>>, caller: Caller) -> Response {
+    if let Err(refused) = caller.check(caller.scope.metrics, "metrics") {
+        return refused.into_response();
+    }
     match &member.metrics {
         Some(handle) => {
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()

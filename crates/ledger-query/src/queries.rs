@@ -21,6 +21,14 @@ pub enum QueryError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    TooLarge(String),
+    /// Outside the caller's scope (see `access`).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many expensive answers at once: retry later.
+    #[error("{0}")]
+    Busy(String),
     #[error("the ledger is still loading its state")]
     NotReady,
     #[error(transparent)]
@@ -36,9 +44,16 @@ pub fn parse_month(text: &str) -> Result<LocalMonth, QueryError> {
     text.parse().map_err(|_| QueryError::BadRequest(format!("month {text:?} is not YYYY-MM")))
 }
 
-/// An instant given as Unix seconds or RFC 3339.
+/// An instant given as Unix seconds (within the instants events may carry, 2010–2099) or RFC
+/// 3339 (any date-time).
 pub fn parse_instant(text: &str) -> Result<Timestamp, QueryError> {
+    use ledger_core::event::{EVENT_TIME_MAX, EVENT_TIME_MIN};
     if let Ok(seconds) = text.parse::<i64>() {
+        if !(EVENT_TIME_MIN..EVENT_TIME_MAX).contains(&seconds) {
+            return Err(QueryError::BadRequest(format!(
+                "{seconds} is outside {EVENT_TIME_MIN}..{EVENT_TIME_MAX} (2010-01-01 to 2100-01-01 UTC, in Unix seconds)"
+            )));
+        }
         return Ok(Timestamp(seconds));
     }
     chrono::DateTime::parse_from_rfc3339(text).map(|t| Timestamp(t.timestamp())).map_err(|_| {
@@ -140,6 +155,8 @@ pub struct Queries {
     pricing: Arc<Pricing>,
     /// The log, for answers as of an instant (replayed from it).
     log: Option<(Arc<dyn EventLog>, LedgerConfig)>,
+    /// What the projector reports of itself (for `/readyz`).
+    health: Arc<crate::health::ProjectorHealth>,
 }
 
 impl std::fmt::Debug for Queries {
@@ -151,7 +168,13 @@ impl std::fmt::Debug for Queries {
 impl Queries {
     /// Queries over `store`; eligibility answers once [`Queries::set_ledger`] is called.
     pub fn new(store: Arc<Store>, pricing: Arc<Pricing>) -> Queries {
-        Queries { store, ledger: Arc::new(std::sync::OnceLock::new()), pricing, log: None }
+        Queries {
+            store,
+            ledger: Arc::new(std::sync::OnceLock::new()),
+            pricing,
+            log: None,
+            health: Arc::default(),
+        }
     }
 
     /// Enables `as_of` answers, replayed from `log` with the projector's `config`.
@@ -360,7 +383,19 @@ impl Queries {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ledger.get().is_some()
+        self.ledger.get().is_some() && self.health.readiness().is_ok()
+    }
+
+    /// Why the answers are not current, if they are not.
+    pub fn readiness(&self) -> Result<(), String> {
+        if self.ledger.get().is_none() {
+            return Err("loading state from the log".into());
+        }
+        self.health.readiness()
+    }
+
+    pub fn health(&self) -> &Arc<crate::health::ProjectorHealth> {
+        &self.health
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -371,7 +406,8 @@ impl Queries {
         self.ledger.get().ok_or(QueryError::NotReady)
     }
 
-    fn waba_of(&self, phone_number_id: &str, waba_id: Option<&str>) -> Result<WabaId, QueryError> {
+    /// The WABA a contact question is about: the one given, or the phone number's.
+    pub fn waba_of(&self, phone_number_id: &str, waba_id: Option<&str>) -> Result<WabaId, QueryError> {
         if let Some(waba_id) = waba_id {
             return Ok(WabaId::from(waba_id));
         }

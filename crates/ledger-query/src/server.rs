@@ -14,9 +14,12 @@ use ledger_pricing::Pricing;
 use ledger_projector::Projector;
 use ledger_store::{Store, PROJECTOR};
 
+use crate::access::Access;
 use crate::http::{router, AppState};
 use crate::ingest::Secrets;
+use crate::listener::{serve_http, ConnectionLimits};
 use crate::queries::Queries;
+use ledger_store::DeadLetterCaps;
 
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -29,10 +32,25 @@ pub struct ServeConfig {
     pub batch_size: usize,
     /// Rate cards, markets and business settings.
     pub pricing: Arc<Pricing>,
+    /// API tokens and their scopes (none: queries only from loopback).
+    pub access: Access,
+    /// Connection cap and timeouts.
+    pub connections: ConnectionLimits,
+    /// Expensive answers (`as_of`, reconcile, attribution) computed at once; more get 503.
+    pub expensive_queries: usize,
+    /// Caps on the kept refused input.
+    pub dead_letter_caps: DeadLetterCaps,
 }
 
 /// Log records one projector batch takes unless configured otherwise.
 pub const DEFAULT_BATCH_SIZE: usize = 8192;
+
+/// Expensive answers at once unless configured otherwise: one per core of the machine this was
+/// measured on; each `as_of` answer replays the log.
+pub const DEFAULT_EXPENSIVE_QUERIES: usize = 2;
+
+/// How long the projector waits before it tries a failed write again.
+const WRITE_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 impl ServeConfig {
     /// A server on `listen` keeping its data under `data_dir`, with every other setting at its
@@ -46,6 +64,10 @@ impl ServeConfig {
             ledger: LedgerConfig::default(),
             batch_size: DEFAULT_BATCH_SIZE,
             pricing: Arc::new(Pricing::bundled()),
+            access: Access::default(),
+            connections: ConnectionLimits::default(),
+            expensive_queries: DEFAULT_EXPENSIVE_QUERIES,
+            dead_letter_caps: DeadLetterCaps::default(),
         }
     }
 }
@@ -81,6 +103,7 @@ pub async fn serve_on(
             .context("opening the event log")?,
     );
     let store = Arc::new(Store::open(&state_path(&config.data_dir)).context("opening the state store")?);
+    store.set_dead_letter_caps(config.dead_letter_caps);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let queries = Queries::new(store.clone(), config.pricing.clone()).with_log(log.clone(), config.ledger);
     let state = Arc::new(AppState {
@@ -89,6 +112,9 @@ pub async fn serve_on(
         secrets: config.secrets.clone(),
         limits: config.limits,
         metrics,
+        access: config.access.clone(),
+        expensive: Arc::new(tokio::sync::Semaphore::new(config.expensive_queries.max(1))),
+        refusals: crate::refusals::RefusalLimiter::default(),
     });
 
     // Webhooks are taken (and made durable) while the projector is still loading its state.
@@ -96,7 +122,8 @@ pub async fn serve_on(
 
     let stop = Arc::new(AtomicBool::new(false));
     let projector_thread = {
-        let (log, store, stop, queries) = (log.clone(), store.clone(), stop.clone(), queries.clone());
+        let (log, store, stop) = (log.clone(), store.clone(), stop.clone());
+        let queries = queries.clone();
         let (ledger_config, batch_size) = (config.ledger, config.batch_size);
         let pricing = crate::billing::projection_pricing(config.pricing.clone());
         std::thread::Builder::new().name("projector".into()).spawn(move || {
@@ -112,6 +139,7 @@ pub async fn serve_on(
                 Err(_) => Some("the projector thread panicked".to_owned()),
             };
             if let Some(reason) = failure.filter(|_| !stop.load(Ordering::SeqCst)) {
+                queries.health().stopped(reason.clone());
                 tracing::error!(%reason, "projector stopped; exiting");
                 eprintln!("error: projector stopped: {reason}");
                 std::process::exit(70);
@@ -121,7 +149,7 @@ pub async fn serve_on(
     };
 
     let app = router(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("HTTP server")?;
+    serve_http(listener, app, config.connections, shutdown).await.context("HTTP server")?;
     stop.store(true, Ordering::SeqCst);
     match projector_thread.join() {
         Ok(result) => result?,
@@ -138,30 +166,50 @@ fn run_projector(
     config: LedgerConfig,
     pricing: Box<dyn ledger_projector::EntryPricing>,
     batch_size: usize,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
     queries: &Queries,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut projector = Projector::resume(log, store, PROJECTOR, config, pricing, &mut |_, _| {})
         .context("loading projector state from the log")?;
+    // A write that fails (a full disk) is tried again until it lands; meanwhile `/readyz`
+    // says why the answers are not current, and the process stays up to take webhooks.
+    let health = queries.health().clone();
+    let retry_stop = stop.clone();
+    projector.retry_writes(Box::new(move |error, attempt| {
+        health.write_failing(error.to_string());
+        metrics::counter!("ledger_projector_write_failures_total").increment(1);
+        if attempt == 1 || attempt.is_multiple_of(60) {
+            tracing::error!(%error, attempt, "state write failed; retrying");
+        }
+        std::thread::sleep(WRITE_RETRY_PAUSE);
+        !retry_stop.load(Ordering::SeqCst)
+    }));
     tracing::info!(
         offset = projector.next_offset(),
         seconds = started.elapsed().as_secs_f64(),
         "projector resumed"
     );
     queries.set_ledger(projector.ledger());
+    let health = queries.health().clone();
     while !stop.load(Ordering::SeqCst) {
         let end = log.wait_beyond(projector.next_offset(), Duration::from_millis(100));
-        metrics::gauge!("ledger_log_lag_records").set(end.saturating_sub(projector.next_offset()) as f64);
+        let lag = end.saturating_sub(projector.next_offset());
+        metrics::gauge!("ledger_log_lag_records").set(lag as f64);
+        health.progress(projector.next_offset(), lag);
         if end <= projector.next_offset() {
             continue;
         }
         if let Err(error) = projector.step(log, batch_size) {
-            // The batch's events are folded in memory but neither they nor their offset were
-            // written: memory is ahead of the store. Stop; a restart resumes from the store's
-            // offset, and every acknowledged webhook is still in the log.
-            tracing::error!(%error, "projector batch could not be written; stopping");
-            std::process::exit(70);
+            if stop.load(Ordering::SeqCst) {
+                // Told to stop while a write was being retried: the store has the offset of the
+                // last batch that landed, and the log everything after it.
+                break;
+            }
+            // A read of the log failed, or a write was given up: memory may be ahead of the
+            // store. Stop (the thread's caller exits the process); a restart resumes from the
+            // store's offset, and every acknowledged webhook is still in the log.
+            return Err(anyhow::Error::new(error).context("projecting a batch"));
         }
     }
     Ok(())
@@ -200,6 +248,7 @@ pub async fn serve_ingest_on(
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let dead_letters = config.data_dir.join("dead-letters");
     let store = Arc::new(Store::open(&dead_letters).context("opening the dead-letter store")?);
+    store.set_dead_letter_caps(config.dead_letter_caps);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let state = Arc::new(AppState {
         log,
@@ -207,10 +256,13 @@ pub async fn serve_ingest_on(
         secrets: config.secrets.clone(),
         limits: config.limits,
         metrics,
+        access: config.access.clone(),
+        expensive: Arc::new(tokio::sync::Semaphore::new(config.expensive_queries.max(1))),
+        refusals: crate::refusals::RefusalLimiter::default(),
     });
     tracing::info!(listen = %listener.local_addr()?, "ingest worker serving");
     let app = crate::partitioned::ingest_router(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("HTTP server")?;
+    serve_http(listener, app, config.connections, shutdown).await.context("HTTP server")?;
     Ok(())
 }
 
@@ -234,31 +286,53 @@ pub async fn serve_member_on(
     let mut member = ledger_projector::GroupMember::join(group, crate::billing::partition_pricing(pricing))
         .context("joining the projector group")?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    let health = Arc::new(crate::health::ProjectorHealth::default());
     let state = Arc::new(crate::partitioned::MemberState {
         ownership: member.ownership(),
         pricing: config.pricing.clone(),
         partitions,
         peers,
         metrics,
+        access: config.access.clone(),
+        health: health.clone(),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let worker = {
         let stop = stop.clone();
         std::thread::Builder::new().name("projector".into()).spawn(move || {
-            let result = member.run(&stop);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut rounds = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    member.round(Duration::from_millis(100))?;
+                    rounds += 1;
+                    health.progress(rounds, 0);
+                }
+                Ok::<(), ledger_projector::ProjectorError>(())
+            }));
+            let failure = match &outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(error.to_string()),
+                Err(_) => Some("the projector thread panicked".to_owned()),
+            };
+            if let Some(reason) = failure.filter(|_| !stop.load(Ordering::SeqCst)) {
+                // Memory may be ahead of the stores, and HTTP would answer from frozen state:
+                // exit so a supervisor restarts the member; it resumes from the stored offsets.
+                health.stopped(reason.clone());
+                tracing::error!(%reason, "projector group member failed; exiting");
+                eprintln!("error: projector group member failed: {reason}");
+                std::process::exit(70);
+            }
             member.close();
-            result
+            outcome.unwrap_or(Ok(()))
         })?
     };
     tracing::info!(listen = %listener.local_addr()?, partitions, "projector member serving");
     let app = crate::partitioned::member_router(state);
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
-    let outcome = server.await.context("HTTP server");
+    let outcome = serve_http(listener, app, config.connections, shutdown).await.context("HTTP server");
     stop.store(true, Ordering::SeqCst);
     match worker.join() {
         Ok(Ok(())) => {}
         Ok(Err(error)) => {
-            // Memory may be ahead of the stores: stop; a restart resumes from the stored offsets.
             tracing::error!(%error, "projector group member failed");
             return Err(error.into());
         }

@@ -8,6 +8,16 @@ use ledger_ingest::Limits;
 use ledger_query::ingest::Secrets;
 use serde_json::{json, Value};
 
+const APP_SECRET: &str = "app-secret-0123456789abcdef";
+
+/// `X-Hub-Signature-256` of `body` under [`APP_SECRET`].
+fn meta_signature(body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
 fn fixture(relative: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/webhooks").join(relative);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -23,17 +33,22 @@ struct Server {
 
 impl Server {
     fn start(secrets: Secrets) -> Server {
+        Server::start_with(|config| config.secrets = secrets)
+    }
+
+    /// A server with the test defaults, then `configure`'s changes.
+    fn start_with(configure: impl FnOnce(&mut ledger_query::ServeConfig)) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().to_owned();
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = std_listener.local_addr().expect("addr");
         std_listener.set_nonblocking(true).expect("nonblocking");
-        let config = ledger_query::ServeConfig {
-            secrets,
+        let mut config = ledger_query::ServeConfig {
             limits: Limits { body_bytes_max: 64 * 1024, ..Limits::default() },
             batch_size: 1024,
             ..ledger_query::ServeConfig::new(addr, data.clone())
         };
+        configure(&mut config);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
@@ -66,7 +81,16 @@ impl Server {
     }
 
     fn get(&self, path: &str) -> (u16, Value) {
-        match Self::agent().get(format!("{}{path}", self.base)).call() {
+        self.get_as(path, None)
+    }
+
+    /// A GET with `Authorization: Bearer <token>` when a token is given.
+    fn get_as(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = Self::agent().get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        match request.call() {
             Ok(mut response) => {
                 let status = response.status().as_u16();
                 let text = response.body_mut().read_to_string().unwrap_or_default();
@@ -217,15 +241,15 @@ fn a_delivered_template_is_billed_counted_and_explained() {
 #[test]
 fn bad_input_gets_its_status_is_kept_and_nothing_is_appended() {
     let secrets = Secrets {
-        meta_app_secret: Some("app-secret".into()),
-        meta_verify_token: Some("tok".into()),
+        meta_app_secret: Some(APP_SECRET.into()),
+        meta_verify_token: Some("verify-token-0123456789".into()),
         ..Secrets::default()
     };
     let server = Server::start(secrets);
     let body = fixture("meta-cloud/meta-doc-text-plain.json");
     let signature = {
         use hmac::{Hmac, Mac};
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"app-secret").expect("key");
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("key");
         mac.update(&body);
         format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
     };
@@ -271,8 +295,13 @@ fn bad_input_gets_its_status_is_kept_and_nothing_is_appended() {
         assert_eq!(status, *expected, "case {n}: {answer}");
         assert!(answer["reason"].as_str().is_some_and(|r| !r.is_empty()), "case {n} gives a reason");
         let (_, letters) = server.get("/v1/dead-letters");
+        let letters = &letters["letters"];
         assert_eq!(letters.as_array().map(Vec::len), Some(n + 1), "case {n} kept as a dead letter");
         assert_eq!(letters[0]["status"], *expected);
+        // A body refused for its authenticity is not kept, only that it came and its length.
+        let withheld = letters[0]["body_withheld"].as_str();
+        assert_eq!(withheld.is_some(), *expected == 401, "case {n}: {}", letters[0]);
+        assert_eq!(letters[0]["body_base64"].is_string(), *expected != 401, "case {n}");
     }
     assert_eq!(server.log_end(), 0, "nothing refused reached the log");
 
@@ -295,7 +324,7 @@ fn bad_input_gets_its_status_is_kept_and_nothing_is_appended() {
 
     // Meta's verification handshake.
     let (status, challenge) = server
-        .get("/v1/webhooks/meta_cloud?hub.mode=subscribe&hub.verify_token=tok&hub.challenge=1158201444");
+        .get("/v1/webhooks/meta_cloud?hub.mode=subscribe&hub.verify_token=verify-token-0123456789&hub.challenge=1158201444");
     assert_eq!((status, challenge), (200, Value::from(1158201444)));
     let (status, _) =
         server.get("/v1/webhooks/meta_cloud?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1");
@@ -512,4 +541,227 @@ fn send_records_need_the_sends_token_when_one_is_configured() {
         server.post("/v1/sends", "application/json", &[("authorization", right.as_str())], send.as_bytes());
     assert_eq!(status, 200, "{answer}");
     assert_eq!(server.log_end(), 1);
+}
+
+#[test]
+fn a_meta_format_body_on_another_route_is_refused_unless_relayed_and_authenticated() {
+    let body = fixture("meta-cloud/meta-doc-text-plain.json");
+    // Forgery through another route: an unsigned Meta-format body on the Gupshup route of a
+    // server that checks Meta's signature would create Meta's events unauthenticated.
+    let server = Server::start(Secrets { meta_app_secret: Some(APP_SECRET.into()), ..Secrets::default() });
+    let (status, answer) = server.post("/v1/webhooks/gupshup", "application/json", &[], &body);
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer["reason"].as_str().is_some_and(|r| r.contains("meta_format_relays")), "{answer}");
+    assert_eq!(server.log_end(), 0);
+    // The poisoning order: the forged copy came first and was refused, so the genuine, signed
+    // webhook is the one the log keeps.
+    let signature = meta_signature(&body);
+    let (status, answer) = server.post(
+        "/v1/webhooks/meta_cloud",
+        "application/json",
+        &[("x-hub-signature-256", &signature)],
+        &body,
+    );
+    assert_eq!((status, answer["new"].as_u64()), (200, Some(1)), "{answer}");
+    drop(server);
+
+    // A route configured to relay Meta's format takes it, authenticated by its own secret.
+    let key = "gupshup-key-0123456789abcdef";
+    let server = Server::start(Secrets {
+        gupshup_api_key: Some(key.into()),
+        meta_format_relays: vec!["gupshup".into()],
+        ..Secrets::default()
+    });
+    let (status, _) = server.post("/v1/webhooks/gupshup", "application/json", &[], &body);
+    assert_eq!(status, 401);
+    let (status, answer) =
+        server.post("/v1/webhooks/gupshup", "application/json", &[("x-api-key", key)], &body);
+    assert_eq!((status, answer["new"].as_u64()), (200, Some(1)), "{answer}");
+}
+
+#[test]
+fn an_event_id_already_in_the_log_with_other_content_is_409_and_the_first_stays() {
+    let server = Server::start(Secrets { meta_app_secret: Some(APP_SECRET.into()), ..Secrets::default() });
+    let genuine = fixture("meta-cloud/meta-doc-text-plain.json");
+    let signature = meta_signature(&genuine);
+    let headers = [("x-hub-signature-256", signature.as_str())];
+    let (status, answer) = server.post("/v1/webhooks/meta_cloud", "application/json", &headers, &genuine);
+    assert_eq!((status, answer["new"].as_u64()), (200, Some(1)), "{answer}");
+    // The same message id with another timestamp (and a valid signature over it).
+    let mut altered: Value = serde_json::from_slice(&genuine).expect("json");
+    let message = &mut altered["entry"][0]["changes"][0]["value"]["messages"][0];
+    let timestamp: i64 = message["timestamp"].as_str().expect("timestamp").parse().expect("seconds");
+    message["timestamp"] = Value::String((timestamp + 3600).to_string());
+    let altered = serde_json::to_vec(&altered).expect("json");
+    let signature = meta_signature(&altered);
+    let (status, answer) = server.post(
+        "/v1/webhooks/meta_cloud",
+        "application/json",
+        &[("x-hub-signature-256", &signature)],
+        &altered,
+    );
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer["reason"].as_str().is_some_and(|r| r.contains("other content")), "{answer}");
+    assert_eq!(server.log_end(), 1, "the first copy stays the only one");
+    // An exact re-delivery is still a duplicate, not a conflict.
+    let (status, answer) = server.post("/v1/webhooks/meta_cloud", "application/json", &headers, &genuine);
+    assert_eq!((status, answer["duplicates"].as_u64()), (200, Some(1)), "{answer}");
+    let (_, letters) = server.get("/v1/dead-letters");
+    assert_eq!(letters["letters"][0]["status"], 409, "{letters}");
+}
+
+#[test]
+fn query_routes_check_the_token_and_its_scope() {
+    use ledger_query::access::{Access, ApiToken, Scope, Wabas};
+    // A delivered template: a charge, so an entry to explain.
+    let body = fixture("meta-cloud/pywa-status-delivered-bsuid-pmp.json");
+    let value: Value = serde_json::from_slice(&body).expect("json");
+    let waba = value["entry"][0]["id"].as_str().expect("waba").to_owned();
+    let change = &value["entry"][0]["changes"][0]["value"];
+    let phone = change["metadata"]["phone_number_id"].as_str().expect("phone").to_owned();
+    let user = change["statuses"][0]["recipient_user_id"].as_str().expect("user").to_owned();
+    let (finance, ops, other) =
+        ("finance-token-0123456789", "ops-token-0123456789abcd", "other-token-0123456789ab");
+    let scope = |wabas, dead_letters, dead_letter_bodies, metrics| Scope {
+        wabas,
+        dead_letters,
+        dead_letter_bodies,
+        metrics,
+    };
+    let access = Access::new(vec![
+        ApiToken {
+            name: "finance".into(),
+            secret: finance.into(),
+            scope: scope(Wabas::Only([waba.clone()].into()), false, false, false),
+        },
+        ApiToken { name: "ops".into(), secret: ops.into(), scope: scope(Wabas::All, true, false, true) },
+        ApiToken {
+            name: "other".into(),
+            secret: other.into(),
+            scope: scope(Wabas::Only(["999".to_owned()].into()), false, false, false),
+        },
+    ])
+    .expect("tokens");
+    let server = Server::start_with(|config| config.access = access);
+    let (status, answer) = server.post("/v1/webhooks/meta_cloud", "application/json", &[], &body);
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) =
+        server.post("/v1/webhooks/meta_cloud", "application/json", &[], b"{\"object\": 1}");
+    assert_eq!(status, 400, "{answer}");
+
+    let usage = format!("/v1/accounts/{waba}/usage?month=2026-12");
+    let eligibility = format!("/v1/contacts/{phone}/{user}/eligibility");
+    let timeline = format!("/v1/contacts/{phone}/{user}/timeline");
+    let entries = format!("/v1/entries?waba_id={waba}");
+    // No token, or an unknown one: 401 on every query route, loopback or not.
+    for path in
+        [&usage, &eligibility, &timeline, &entries, &"/v1/dead-letters".to_owned(), &"/metrics".to_owned()]
+    {
+        let (status, answer) = server.get(path);
+        assert_eq!(status, 401, "{path}: {answer}");
+        assert!(answer["reason"].is_string(), "{path}: a JSON reason");
+        assert_eq!(server.get_as(path, Some("not-a-token-0123456789")).0, 401, "{path}");
+    }
+    // Health and the contract stay open.
+    assert_eq!(server.get("/healthz").0, 200);
+    assert_eq!(server.get("/openapi.json").0, 200);
+
+    // The finance token reads its WABA and nothing else.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.get_as(&entries, Some(finance)).1.as_array().is_none_or(Vec::is_empty) {
+        assert!(Instant::now() < deadline, "no entry projected");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for path in [&usage, &eligibility, &timeline, &entries] {
+        let (status, answer) = server.get_as(path, Some(finance));
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    let (status, answer) = server.get_as("/v1/accounts/999/usage?month=2026-12", Some(finance));
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(server.get_as("/v1/dead-letters", Some(finance)).0, 403);
+    assert_eq!(server.get_as("/metrics", Some(finance)).0, 403);
+    // A token for another WABA learns nothing of this contact or its entries.
+    for path in [&eligibility, &timeline] {
+        let (status, answer) = server.get_as(path, Some(other));
+        assert_eq!(status, 404, "{path}: {answer}");
+    }
+    assert_eq!(server.get_as(&usage, Some(other)).0, 403);
+    let (_, listed) = server.get_as(&entries, Some(finance));
+    let id = listed[0]["id"].as_str().expect("an entry").to_owned();
+    assert_eq!(server.get_as(&format!("/v1/entries/{id}/explain"), Some(finance)).0, 200);
+    assert_eq!(server.get_as(&format!("/v1/entries/{id}/explain"), Some(other)).0, 404);
+
+    // The ops token reads dead letters with phone numbers masked, and metrics.
+    let (status, letters) = server.get_as("/v1/dead-letters", Some(ops));
+    assert_eq!(status, 200, "{letters}");
+    assert!(letters["letters"][0]["body_base64"].is_null(), "raw bodies need dead_letter_bodies");
+    assert!(letters["letters"][0]["body_redacted"].is_string(), "{letters}");
+    assert_eq!(server.get_as("/metrics", Some(ops)).0, 200);
+}
+
+#[test]
+fn refusals_answer_json_and_dead_letters_come_a_page_at_a_time() {
+    let server = Server::start(Secrets::default());
+    for path in ["/v1/accounts/w/usage?month=2026-11&month=2026-12", "/v1/entries?limit=many", "/nowhere"] {
+        let (status, answer) = server.get(path);
+        assert!(matches!(status, 400 | 404), "{path}: {status}");
+        assert!(answer["reason"].is_string(), "{path}: a JSON error body, not {answer}");
+    }
+    let (status, answer) = server.post("/v1/accounts/w/usage", "application/json", &[], b"{}");
+    assert_eq!(status, 405, "{answer}");
+    assert!(answer["reason"].is_string(), "{answer}");
+
+    for n in 0..5 {
+        let (status, _) =
+            server.post("/v1/webhooks/sinch", "application/json", &[], format!("{{\"n\":{n}").as_bytes());
+        assert_eq!(status, 400);
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/dead-letters?limit=2".to_owned();
+    loop {
+        let (status, page) = server.get(&path);
+        assert_eq!(status, 200, "{page}");
+        let letters = page["letters"].as_array().expect("letters").clone();
+        assert!(letters.len() <= 2);
+        seen.extend(letters.into_iter().map(|l| l["received_at_micros"].as_i64().expect("time")));
+        match page["next"].as_str() {
+            Some(next) => path = format!("/v1/dead-letters?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5, "every letter once");
+    assert!(seen.windows(2).all(|w| w[0] >= w[1]), "newest first: {seen:?}");
+    assert_eq!(server.get("/v1/dead-letters?after=zz").0, 400);
+}
+
+#[test]
+fn idle_and_excess_connections_are_closed() {
+    use std::io::{Read, Write};
+    let server = Server::start_with(|config| {
+        config.connections.max_connections = 4;
+        // Long enough that a loaded machine does not time the connections out before the
+        // excess one is tried.
+        config.connections.header_read_timeout = Duration::from_secs(3);
+    });
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    // A connection that sends a request, then idles on keep-alive, and three that send nothing.
+    let mut used = std::net::TcpStream::connect(&addr).expect("connect");
+    used.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").expect("write");
+    let mut answer = [0u8; 256];
+    let n = used.read(&mut answer).expect("read");
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer[..n]));
+    let idle: Vec<_> = (0..3).map(|_| std::net::TcpStream::connect(&addr).expect("connect")).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // Over the cap: answered 503 with a reason at once, not left waiting.
+    let (status, answer) = server.get("/healthz");
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer["reason"].as_str().is_some_and(|r| r.contains("connections")), "{answer}");
+    // After the timeout the server has closed the idle ones, and answers again.
+    std::thread::sleep(Duration::from_millis(3500));
+    for mut stream in idle.into_iter().chain([used]) {
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let mut buf = [0u8; 16];
+        assert!(matches!(stream.read(&mut buf), Ok(0) | Err(_)), "an idle connection was closed");
+    }
+    assert_eq!(server.get("/healthz").0, 200);
 }

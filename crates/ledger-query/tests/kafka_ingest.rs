@@ -96,7 +96,7 @@ fn broker_down_answers_503_with_retry_after_and_the_retry_lands() {
         .into_body()
         .read_json()
         .expect("json");
-    assert_eq!(letters.as_array().map(Vec::len), Some(1), "{letters}");
+    assert_eq!(letters["letters"].as_array().map(Vec::len), Some(1), "{letters}");
 
     let _ = stop.send(());
     server.join().expect("server");

@@ -50,7 +50,7 @@ fn all_fixtures() -> Vec<(Provider, Vec<u8>)> {
         for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
             let body = std::fs::read(&path).expect("read fixture");
             if ledger_query::ingest::prepare(provider, &body, Timestamp(0), &Limits::default())
-                .is_ok_and(|(records, _)| !records.is_empty())
+                .is_ok_and(|(records, _, _)| !records.is_empty())
             {
                 out.push((provider, body));
             }
@@ -70,7 +70,7 @@ fn project(dir: &Path, stream: &[(Provider, Vec<u8>)], batch: usize) -> StateDig
             .expect("projector");
     for (n, (provider, body)) in stream.iter().enumerate() {
         // Receive times differ between deliveries, as they do for a provider's retries.
-        let (records, _) = ledger_query::ingest::prepare(
+        let (records, _, _) = ledger_query::ingest::prepare(
             *provider,
             body,
             Timestamp(1_800_000_000 + n as i64),

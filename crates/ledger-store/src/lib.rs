@@ -43,6 +43,9 @@ pub const USAGE: &str = "usage";
 pub const BILLING: &str = "billing";
 pub const DEDUPE: &str = "dedupe";
 pub const OFFSETS: &str = "offsets";
+mod dead_letters;
+pub use dead_letters::DeadLetterCaps;
+
 pub const DEAD_LETTERS: &str = "dead_letters";
 
 const FAMILIES: [&str; 10] =
@@ -72,8 +75,12 @@ pub struct DeadLetter {
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
-    /// The body as received, base64 (bodies need not be text).
+    /// The body as received, base64 (bodies need not be text); empty when withheld.
     pub body_base64: String,
+    /// Why the body was not kept (input refused for its authenticity is not stored: a
+    /// forger's bodies must not fill the disk or be served back), with its length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_withheld: Option<String>,
 }
 
 impl DeadLetter {
@@ -96,7 +103,18 @@ impl DeadLetter {
             reason: reason.into(),
             content_type: content_type.map(str::to_owned),
             body_base64: base64::engine::general_purpose::STANDARD.encode(body),
+            body_withheld: None,
         }
+    }
+
+    /// The same letter without its body, saying why and how long it was.
+    pub fn withholding_body(mut self, why: &str) -> DeadLetter {
+        use base64::Engine;
+        let length =
+            base64::engine::general_purpose::STANDARD.decode(&self.body_base64).map_or(0, |b| b.len());
+        self.body_base64.clear();
+        self.body_withheld = Some(format!("{why} ({length} bytes)"));
+        self
     }
 }
 
@@ -143,6 +161,8 @@ pub struct Store {
     /// Second part of dead-letter keys. Seeded from the clock, so letters of one instant stay
     /// apart across restarts and across the writers (API, projector, import) of one process.
     dead_letter_sequence: std::sync::atomic::AtomicU64,
+    /// What the dead letters take, by source, to keep them within their caps.
+    dead_letter_budget: std::sync::Mutex<dead_letters::Budget>,
     read_only: bool,
 }
 
@@ -169,7 +189,12 @@ impl Store {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        Store { db, dead_letter_sequence: std::sync::atomic::AtomicU64::new(seed), read_only }
+        Store {
+            db,
+            dead_letter_sequence: std::sync::atomic::AtomicU64::new(seed),
+            dead_letter_budget: std::sync::Mutex::new(dead_letters::Budget::default()),
+            read_only,
+        }
     }
 
     /// Opened with [`Store::open_read_only`]: beside a writer, never written.
@@ -188,7 +213,20 @@ impl Store {
     /// Writes a batch and the log position it covers, atomically. Not synced: the log is the
     /// durable record, and a batch lost in a machine crash is projected again from the older
     /// offset that RocksDB's point-in-time recovery leaves.
-    pub fn commit(&self, mut batch: StateBatch, consumer: &str, next_offset: u64) -> Result<(), StoreError> {
+    pub fn commit(&self, batch: StateBatch, consumer: &str, next_offset: u64) -> Result<(), StoreError> {
+        self.commit_retrying(batch, consumer, next_offset, &mut |_, _| false)
+    }
+
+    /// As [`Store::commit`]; when the write fails, `retry(error, attempt)` says whether to try
+    /// the same write again (it waits as it sees fit). The write is atomic: a failed attempt
+    /// changed nothing, so the retried one lands the batch exactly once.
+    pub fn commit_retrying(
+        &self,
+        mut batch: StateBatch,
+        consumer: &str,
+        next_offset: u64,
+        retry: &mut dyn FnMut(&StoreError, u32) -> bool,
+    ) -> Result<(), StoreError> {
         let mut write = batch.puts.into_write_batch(self);
         for (family, counters) in [(USAGE, &mut batch.usage), (BILLING, &mut batch.billing)] {
             let handle = self.cf(family);
@@ -200,8 +238,23 @@ impl Store {
             }
         }
         write.put_cf(self.cf(OFFSETS), consumer.as_bytes(), next_offset.to_be_bytes());
-        self.db.write_opt(write, &WriteOptions::default())?;
-        Ok(())
+        let mut attempt = 0;
+        loop {
+            // `write_opt` takes the batch: keep its bytes for a retry (a copy per batch, small
+            // beside the write itself).
+            let again = WriteBatch::from_data(write.data());
+            match self.db.write_opt(write, &WriteOptions::default()) {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    let error = StoreError::from(error);
+                    attempt += 1;
+                    if !retry(&error, attempt) {
+                        return Err(error);
+                    }
+                    write = again;
+                }
+            }
+        }
     }
 
     /// The next log offset `consumer` projects (0 when it never committed).
@@ -238,27 +291,68 @@ impl Store {
         Ok(())
     }
 
-    /// Keeps a refused input. Synced: the refusal is answered only after this returns.
-    pub fn put_dead_letter(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+    /// Keeps a refused input within the dead-letter caps, dropping the oldest letters (of its
+    /// source first) to make room; answers how many were dropped. Synced: the refusal is
+    /// answered only after this returns.
+    pub fn put_dead_letter(&self, letter: &DeadLetter) -> Result<usize, StoreError> {
         let sequence = self.dead_letter_sequence.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let value = serde_json::to_vec(letter)
             .map_err(|e| StoreError::Value { family: DEAD_LETTERS, reason: e.to_string() })?;
+        let key = keys::dead_letter_key(letter.received_at_micros, sequence);
+        let mut budget = self.dead_letter_budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !budget.is_loaded() {
+            budget.load(self.db.iterator_cf(self.cf(DEAD_LETTERS), IteratorMode::Start))?;
+        }
+        let dropped = budget.make_room(&letter.source, value.len() as u64);
+        let mut batch = WriteBatch::default();
+        for old in &dropped {
+            batch.delete_cf(self.cf(DEAD_LETTERS), old);
+        }
+        batch.put_cf(self.cf(DEAD_LETTERS), key, &value);
         let mut options = WriteOptions::default();
         options.set_sync(true);
-        let key = keys::dead_letter_key(letter.received_at_micros, sequence);
-        self.db.put_cf_opt(self.cf(DEAD_LETTERS), key, value, &options)?;
-        Ok(())
+        self.db.write_opt(batch, &options)?;
+        budget.commit(&dropped, key, &letter.source, value.len() as u64);
+        Ok(dropped.len())
+    }
+
+    /// Sets the dead letters' caps (the defaults are [`DeadLetterCaps::default`]).
+    pub fn set_dead_letter_caps(&self, caps: DeadLetterCaps) {
+        self.dead_letter_budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner).caps = caps;
     }
 
     /// Dead letters, newest first.
     pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        Ok(self.dead_letters_page(None, limit)?.into_iter().map(|(_, letter)| letter).collect())
+    }
+
+    /// Up to `limit` dead letters older than the one at `before` (a key from an earlier page),
+    /// newest first, with their keys.
+    pub fn dead_letters_page(
+        &self,
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<([u8; 16], DeadLetter)>, StoreError> {
+        let mode = match before {
+            Some(key) => IteratorMode::From(key, rocksdb::Direction::Reverse),
+            None => IteratorMode::End,
+        };
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(DEAD_LETTERS), IteratorMode::End).take(limit) {
-            let (_, value) = item?;
-            out.push(
-                serde_json::from_slice(&value)
-                    .map_err(|e| StoreError::Value { family: DEAD_LETTERS, reason: e.to_string() })?,
-            );
+        for item in self.db.iterator_cf(self.cf(DEAD_LETTERS), mode) {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, value) = item?;
+            if before == Some(&key[..]) {
+                continue;
+            }
+            let key: [u8; 16] = key[..].try_into().map_err(|_| StoreError::Value {
+                family: DEAD_LETTERS,
+                reason: format!("a key of {} bytes", key.len()),
+            })?;
+            let letter = serde_json::from_slice(&value)
+                .map_err(|e| StoreError::Value { family: DEAD_LETTERS, reason: e.to_string() })?;
+            out.push((key, letter));
         }
         Ok(out)
     }
