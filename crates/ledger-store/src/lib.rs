@@ -227,23 +227,33 @@ impl Store {
         next_offset: u64,
         retry: &mut dyn FnMut(&StoreError, u32) -> bool,
     ) -> Result<(), StoreError> {
-        let mut write = batch.puts.into_write_batch(self);
-        for (family, counters) in [(USAGE, &mut batch.usage), (BILLING, &mut batch.billing)] {
-            let handle = self.cf(family);
-            let mut counters: Vec<(Vec<u8>, i64)> =
-                counters.drain().filter(|(_, delta)| *delta != 0).collect();
-            counters.sort_unstable();
-            for (key, delta) in counters {
-                write.merge_cf(handle, key, delta.to_le_bytes());
+        batch.puts.sort();
+        let counters: Vec<(&'static str, Vec<(Vec<u8>, i64)>)> =
+            [(USAGE, &mut batch.usage), (BILLING, &mut batch.billing)]
+                .into_iter()
+                .map(|(family, counters)| {
+                    let mut counters: Vec<(Vec<u8>, i64)> =
+                        counters.drain().filter(|(_, delta)| *delta != 0).collect();
+                    counters.sort_unstable();
+                    (family, counters)
+                })
+                .collect();
+        // `write_opt` takes the WriteBatch: a retry builds it again from the same parts, so the
+        // write that lands is the same, and a write that succeeds first time costs no copy.
+        let build = || {
+            let mut write = batch.puts.write_batch(self);
+            for (family, counters) in &counters {
+                let handle = self.cf(family);
+                for (key, delta) in counters {
+                    write.merge_cf(handle, key, delta.to_le_bytes());
+                }
             }
-        }
-        write.put_cf(self.cf(OFFSETS), consumer.as_bytes(), next_offset.to_be_bytes());
+            write.put_cf(self.cf(OFFSETS), consumer.as_bytes(), next_offset.to_be_bytes());
+            write
+        };
         let mut attempt = 0;
         loop {
-            // `write_opt` takes the batch: keep its bytes for a retry (a copy per batch, small
-            // beside the write itself).
-            let again = WriteBatch::from_data(write.data());
-            match self.db.write_opt(write, &WriteOptions::default()) {
+            match self.db.write_opt(build(), &WriteOptions::default()) {
                 Ok(()) => return Ok(()),
                 Err(error) => {
                     let error = StoreError::from(error);
@@ -251,7 +261,6 @@ impl Store {
                     if !retry(&error, attempt) {
                         return Err(error);
                     }
-                    write = again;
                 }
             }
         }
@@ -703,13 +712,18 @@ impl SortedPuts {
         self.index.push(Put { family, key: key_at..value_at, value: value_at..self.bytes.len() });
     }
 
-    fn into_write_batch(mut self, store: &Store) -> WriteBatch {
+    /// Orders the puts by family and key, as RocksDB's memtable wants them.
+    fn sort(&mut self) {
         let bytes = &self.bytes;
         self.index.sort_by(|a, b| {
             (a.family as u8)
                 .cmp(&(b.family as u8))
                 .then_with(|| bytes[a.key.clone()].cmp(&bytes[b.key.clone()]))
         });
+    }
+
+    fn write_batch(&self, store: &Store) -> WriteBatch {
+        let bytes = &self.bytes;
         // Room for every key and value plus RocksDB's per-record header (tag, family id and two
         // lengths), so the batch is not regrown and copied as it fills.
         let mut batch = WriteBatch::with_capacity_bytes(bytes.len() + self.index.len() * 16 + 64);
