@@ -155,6 +155,9 @@ fn db_options() -> Options {
     options
 }
 
+/// A counter family's deltas, keyed and sorted, ready to merge.
+type CounterDeltas = Vec<(Vec<u8>, i64)>;
+
 /// The projector's state database.
 pub struct Store {
     db: DB,
@@ -228,7 +231,7 @@ impl Store {
         retry: &mut dyn FnMut(&StoreError, u32) -> bool,
     ) -> Result<(), StoreError> {
         batch.puts.sort();
-        let counters: Vec<(&'static str, Vec<(Vec<u8>, i64)>)> =
+        let counters: Vec<(&'static str, CounterDeltas)> =
             [(USAGE, &mut batch.usage), (BILLING, &mut batch.billing)]
                 .into_iter()
                 .map(|(family, counters)| {
