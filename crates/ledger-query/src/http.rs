@@ -586,7 +586,12 @@ async fn dead_letters(
 }
 
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
-    match app.queries.readiness() {
+    readiness_response(app.queries.readiness())
+}
+
+/// `/readyz`'s answer, embedded or Kafka member: "ready", or 503 saying why not.
+pub(crate) fn readiness_response(readiness: Result<(), String>) -> Response {
+    match readiness {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(reason) => {
             let mut response = error(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}"));

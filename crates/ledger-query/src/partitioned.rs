@@ -420,14 +420,7 @@ impl UsageView {
 }
 
 async fn member_readyz(State(member): State<Arc<MemberState>>) -> Response {
-    match member.health.readiness() {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(reason) => {
-            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}"));
-            response.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
-            response
-        }
-    }
+    crate::http::readiness_response(member.health.readiness())
 }
 
 /// An authorized caller with the `Authorization` header it came with (forwarded to peers).
