@@ -244,3 +244,50 @@ fn a_log_older_than_the_state_is_refused_with_a_clear_message() {
     assert_eq!(served.status.code(), Some(70), "{}", String::from_utf8_lossy(&served.stderr));
     assert!(String::from_utf8_lossy(&served.stderr).contains("older than the state"));
 }
+
+/// ARCHITECTURE "State: where it lives": an account event (here a template category change,
+/// R8, R90) re-folds the account's contacts, and every view of them follows — the stored timeline
+/// too, not just the journal. Tried as a user would: a utility conversation imported, then, in
+/// a second import, the template's recategorization effective before the send.
+#[test]
+fn a_template_category_change_rewrites_the_timelines_it_refolds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let contact = r#""waba_id":"W1","contact":{"phone_number_id":"P1","user_id":"5511900000001"}"#;
+    let sends = [
+        r#"{"event_id":"settings:W1","schema_version":1,"event_time":1704067200,"receive_time":1704067200,"provider":"meta_cloud","waba_id":"W1","kind":{"type":"account_settings","time_zone":"UTC","currency":"USD"}}"#.to_owned(),
+        format!(r#"{{"event_id":"send:wamid.U1","schema_version":1,"event_time":1710244800,"receive_time":1710244801,"provider":"meta_cloud",{contact},"kind":{{"type":"send_record","message_id":"wamid.U1","recipient":"5511900000001","content":{{"template":{{"name":"order_update","language":"pt_BR","category":"utility"}}}}}}}}"#),
+        format!(r#"{{"event_id":"meta:wamid.U1:delivered","schema_version":1,"event_time":1710244805,"receive_time":1710244806,"provider":"meta_cloud",{contact},"kind":{{"type":"message_status","message_id":"wamid.U1","status":"delivered","recipient":"5511900000001"}}}}"#),
+    ];
+    let change = r#"{"event_id":"meta:tcu:order_update:1709251200","schema_version":1,"event_time":1709251200,"receive_time":1710300000,"provider":"meta_cloud","waba_id":"W1","kind":{"type":"template_category_change","name":"order_update","language":"pt_BR","category":"marketing","effective_at":1709251200}}"#;
+    let import = |name: &str, lines: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, lines).expect("write");
+        let output = ledger().arg("import").arg(&file).arg("--data-dir").arg(&data).output().expect("runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    };
+    let open_conversations = || {
+        let output = ledger()
+            .args(["query", "timeline", "P1", "5511900000001", "--waba-id", "W1", "--json", "--data-dir"])
+            .arg(&data)
+            .output()
+            .expect("runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let view: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+        view["snapshot"]["state"]["open_conversations"]
+            .as_array()
+            .expect("open conversations")
+            .iter()
+            .map(|c| c["category"].as_str().expect("category").to_owned())
+            .collect::<Vec<_>>()
+    };
+    import("sends.jsonl", &(sends.join("\n") + "\n"));
+    assert_eq!(open_conversations(), ["utility"]);
+
+    import("change.jsonl", &format!("{change}\n"));
+    // R8, R90: the template counts as marketing from the change's effective instant on.
+    assert_eq!(open_conversations(), ["marketing"], "the stored timeline follows the re-fold");
+    let audit = ledger().arg("audit").arg("--quiet").arg("--data-dir").arg(&data).output().expect("runs");
+    let report = String::from_utf8_lossy(&audit.stdout);
+    assert!(audit.status.success() && report.contains("audit: match"), "{report}");
+}

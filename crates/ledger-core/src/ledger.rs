@@ -242,6 +242,11 @@ impl Ledger {
         self.phone_numbers.get(phone_number_id)
     }
 
+    /// The contacts of an account that events arrived for, in no particular order.
+    pub fn contacts_of<'a>(&'a self, waba_id: &WabaId) -> impl Iterator<Item = &'a ContactKey> + 'a {
+        self.accounts.get(waba_id).into_iter().flat_map(|account| account.contacts.keys())
+    }
+
     pub fn contact(&self, waba_id: &WabaId, contact: &ContactKey) -> Option<&ContactLedger> {
         self.accounts.get(waba_id)?.contacts.get(contact)
     }

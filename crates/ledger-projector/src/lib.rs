@@ -377,6 +377,7 @@ fn fold_chunk(ledger: &RwLock<Ledger>, records: &[StoredRecord], report: &mut Ba
             let event_time = event.event_time;
             let contact = event.contact.clone().map(|c| (event.waba_id.clone(), c));
             let message = message_of(&event.kind).cloned();
+            let refolds_account = refolds_account(&event.kind).then(|| event.waba_id.clone());
             match ledger.apply(event, &mut entries) {
                 Ok(Ingested::Created) => {
                     report.created += 1;
@@ -387,6 +388,12 @@ fn fold_chunk(ledger: &RwLock<Ledger>, records: &[StoredRecord], report: &mut Ba
                             touched_messages.insert((waba_id.clone(), contact.clone(), message));
                         }
                         touched_contacts.insert((waba_id, contact));
+                    }
+                    if let Some(waba_id) = refolds_account {
+                        // The account's contacts were re-folded: their timelines change too.
+                        for contact in ledger.contacts_of(&waba_id) {
+                            touched_contacts.insert((waba_id.clone(), contact.clone()));
+                        }
                     }
                 }
                 Ok(Ingested::Exists) => report.duplicates += 1,
@@ -485,6 +492,12 @@ pub fn scope_of(event: &Event) -> Scope {
         },
         None => Scope::Account { waba_id: event.waba_id.to_string() },
     }
+}
+
+/// Account events that may re-fold every contact of the account (a new time zone moves month
+/// boundaries, R6; a category change re-classifies templates, R8, R90).
+fn refolds_account(kind: &EventKind) -> bool {
+    matches!(kind, EventKind::AccountSettings(_) | EventKind::TemplateCategoryChange(_))
 }
 
 fn message_of(kind: &EventKind) -> Option<&ledger_core::MessageId> {
