@@ -382,7 +382,6 @@ fn fold_chunk(ledger: &RwLock<Ledger>, records: &[StoredRecord], report: &mut Ba
                 Ok(Ingested::Created) => {
                     report.created += 1;
                     batch.put_event(&scope, event_time.0, event_id.as_str(), &record.payload);
-                    batch.put_dedupe(event_id.as_str(), offset);
                     if let Some((waba_id, contact)) = contact {
                         if let Some(message) = message {
                             touched_messages.insert((waba_id.clone(), contact.clone(), message));

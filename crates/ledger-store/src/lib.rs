@@ -11,7 +11,6 @@
 //! | `entry_index` | contact or account, instant, entry id | — |
 //! | `usage` | account, month, unit, category, market, pricing type | i64 count, merged by addition |
 //! | `billing` | account, month, priced line (pricing's encoding) | i64 count, merged by addition |
-//! | `dedupe` | event id | log offset of its first acceptance |
 //! | `offsets` | consumer name | next log offset to project |
 //! | `offsets` | `\0rule_settings` | the rule settings the state was folded under (canonical JSON) |
 //! | `dead_letters` | receive instant, sequence | refused input with its reason (JSON) |
@@ -41,15 +40,18 @@ pub const ENTRIES: &str = "entries";
 pub const ENTRY_INDEX: &str = "entry_index";
 pub const USAGE: &str = "usage";
 pub const BILLING: &str = "billing";
-pub const DEDUPE: &str = "dedupe";
 pub const OFFSETS: &str = "offsets";
 mod dead_letters;
 pub use dead_letters::DeadLetterCaps;
 
 pub const DEAD_LETTERS: &str = "dead_letters";
 
-const FAMILIES: [&str; 10] =
-    [EVENTS, TIMELINES, MESSAGES, ENTRIES, ENTRY_INDEX, USAGE, BILLING, DEDUPE, OFFSETS, DEAD_LETTERS];
+const FAMILIES: [&str; 9] =
+    [EVENTS, TIMELINES, MESSAGES, ENTRIES, ENTRY_INDEX, USAGE, BILLING, OFFSETS, DEAD_LETTERS];
+
+/// Families earlier versions wrote that nothing reads any more: dropped when a store is opened
+/// for writing. `dedupe` (event id → offset) duplicated what the log's own index answers.
+const OBSOLETE_FAMILIES: [&str; 1] = ["dedupe"];
 
 /// The consumer name under which the embedded projector keeps its position.
 pub const PROJECTOR: &str = "projector";
@@ -134,7 +136,7 @@ fn family_options(name: &str) -> Options {
     if name == USAGE || name == BILLING {
         options.set_merge_operator_associative("add_i64", add_counts);
     }
-    if name == DEDUPE || name == TIMELINES || name == MESSAGES || name == ENTRIES {
+    if name == TIMELINES || name == MESSAGES || name == ENTRIES {
         // Point lookups: a bloom filter spares reads of keys that are not there.
         let mut table = BlockBasedOptions::default();
         table.set_bloom_filter(10.0, false);
@@ -177,7 +179,19 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Ok(Store::with_db(DB::open_cf_descriptors(&db_options(), path, descriptors())?, false))
+        let options = db_options();
+        // RocksDB opens a database only with every family it holds: open the obsolete ones
+        // found too, then drop them.
+        let existing = DB::list_cf(&options, path).unwrap_or_default();
+        let obsolete: Vec<&str> =
+            OBSOLETE_FAMILIES.into_iter().filter(|name| existing.iter().any(|e| e == name)).collect();
+        let mut families = descriptors();
+        families.extend(obsolete.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default())));
+        let mut db = DB::open_cf_descriptors(&options, path, families)?;
+        for name in obsolete {
+            db.drop_cf(name)?;
+        }
+        Ok(Store::with_db(db, false))
     }
 
     /// Opens for reading beside the process that writes it (queries against a data dir).
@@ -670,7 +684,6 @@ enum Family {
     Messages,
     Entries,
     EntryIndex,
-    Dedupe,
 }
 
 impl Family {
@@ -681,7 +694,6 @@ impl Family {
             Family::Messages => MESSAGES,
             Family::Entries => ENTRIES,
             Family::EntryIndex => ENTRY_INDEX,
-            Family::Dedupe => DEDUPE,
         }
     }
 }
@@ -740,10 +752,6 @@ impl SortedPuts {
 impl StateBatch {
     pub fn put_event(&mut self, scope: &Scope, event_time: i64, event_id: &str, encoded: &[u8]) {
         self.puts.put(Family::Events, &keys::event_key(scope, event_time, event_id), encoded);
-    }
-
-    pub fn put_dedupe(&mut self, event_id: &str, offset: u64) {
-        self.puts.put(Family::Dedupe, event_id.as_bytes(), &offset.to_be_bytes());
     }
 
     pub fn put_timeline(&mut self, waba_id: &str, phone_number_id: &str, user_id: &str, snapshot: &[u8]) {
