@@ -62,6 +62,15 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         connections: usize,
     },
+    /// Writes a synthetic day of traffic as normalized events, one JSON line each, for
+    /// `ledger import` (BENCHMARKS.md times the import).
+    Events {
+        #[arg(long, default_value_t = 100_000)]
+        contacts: usize,
+        /// Where to write the lines.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// A month's invoice of one WABA read from the `billing` aggregates.
     Invoice {
         #[arg(long, default_value_t = 1_000_000)]
@@ -76,6 +85,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Pipeline { contacts } => pipeline(contacts),
         Command::Invoice { contacts, entries } => invoice(contacts, entries),
+        Command::Events { contacts, out } => events(contacts, &out),
         Command::Kafka { brokers, contacts, connections } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(kafka::run(brokers, contacts, connections))
@@ -181,6 +191,30 @@ fn pipeline(contacts: usize) -> anyhow::Result<()> {
         "replayed state differs from projected state"
     );
     println!("replayed digest equals projected digest: {}", projected_digest.combined());
+    Ok(())
+}
+
+/// Normalizes the pipeline's synthetic day and writes its events as JSON lines.
+fn events(contacts: usize, out: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let start = 1_756_684_800; // 2025-09-01, as the pipeline benchmark.
+    let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let limits = Limits::default();
+    let mut written = 0usize;
+    for (n, webhook) in ledger_bench::traffic(7, contacts, start).iter().enumerate() {
+        // Received in the order they are written, a second apart per thousand.
+        let received = Timestamp(start + 86_400 + n as i64 / 1_000);
+        let normalized =
+            ledger_ingest::normalize(Provider::MetaCloud, webhook.body.as_bytes(), received, &limits)
+                .map_err(|e| anyhow::anyhow!("synthetic webhook refused: {e}"))?;
+        for event in &normalized.events {
+            serde_json::to_writer(&mut file, event)?;
+            file.write_all(b"\n")?;
+            written += 1;
+        }
+    }
+    file.flush()?;
+    eprintln!("events: {written} normalized events of {contacts} contacts in {}", out.display());
     Ok(())
 }
 

@@ -122,23 +122,42 @@ pub struct ImportArgs {
     /// When the data directory was folded under other rule settings, re-fold it from the log.
     #[arg(long)]
     pub refold: bool,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
     #[command(flatten)]
     pub pricing: PricingArgs,
 }
 
-/// The bodies (or normalized events) a file holds, each with where it came from.
-fn units(path: &Path, bodies: bool) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+/// Where in a file an input was: the whole file, or one of its lines.
+#[derive(Debug, Clone, Copy)]
+enum Unit {
+    File,
+    Line(usize),
+}
+
+impl Unit {
+    fn source(self, path: &Path) -> String {
+        match self {
+            Unit::File => path.display().to_string(),
+            Unit::Line(n) => format!("{}:{n}", path.display()),
+        }
+    }
+}
+
+/// The bodies (or normalized events) a file's bytes hold, each with where it came from.
+fn units<'a>(path: &Path, bytes: &'a [u8], bodies: bool) -> Box<dyn Iterator<Item = (Unit, &'a [u8])> + 'a> {
     let lines = path.extension().is_some_and(|e| e == "jsonl" || e == "ndjson") || !bodies;
     if !lines {
-        return Ok(vec![(path.display().to_string(), bytes)]);
+        return Box::new(std::iter::once((Unit::File, bytes)));
     }
-    Ok(bytes
-        .split(|b| *b == b'\n')
-        .enumerate()
-        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
-        .map(|(n, line)| (format!("{}:{}", path.display(), n + 1), line.to_vec()))
-        .collect())
+    Box::new(
+        bytes
+            .split(|b| *b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|(n, line)| (Unit::Line(n + 1), line)),
+    )
 }
 
 pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
@@ -152,33 +171,47 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
         .context("opening the event log (is `ledger serve` running on this data directory? use --server)")?;
     let store = Arc::new(Store::open(&state_path(&args.data_dir)).context("opening the state store")?);
     let limits = Limits::default();
-    let (mut new, mut duplicates, mut refused) = (0usize, 0usize, 0usize);
+    let mut totals = ImportTotals::default();
+    let total_bytes =
+        args.files.iter().filter_map(|path| std::fs::metadata(path).ok()).map(|m| m.len()).sum();
+    let bar = if args.quiet { ProgressBar::hidden() } else { bytes_bar("import", total_bytes) };
+    let started = std::time::Instant::now();
+    // Groups are appended while the next one is parsed: the log syncs once per group.
+    let mut in_flight: Option<SubmittedGroup> = None;
     for path in &args.files {
-        for (source, body) in units(path, args.provider.is_some())? {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut group = AppendGroup::default();
+        for (unit, body) in units(path, &bytes, args.provider.is_some()) {
             let prepared = match args.provider {
-                Some(provider) => ingest::prepare(provider, &body, ingest::now(), &limits),
-                None => normalized_event(&body),
+                Some(provider) => ingest::prepare(provider, body, ingest::now(), &limits),
+                None => normalized_event(body),
             };
             match prepared {
-                Ok((records, ids, mut accepted)) => {
-                    let answers = log.append(records).wait_blocking()?;
-                    ingest::tally(&mut accepted, &ids, &answers);
-                    new += accepted.new;
-                    duplicates += accepted.duplicates;
-                    for conflict in &accepted.conflicts {
-                        refused += 1;
-                        eprintln!("{source}: refused (409): event {conflict}");
-                    }
-                }
+                Ok((records, ids, accepted)) => group.add(unit, records, ids, accepted),
                 Err(refusal) => {
-                    refused += 1;
-                    eprintln!("{source}: refused ({}): {}", refusal.status, refusal.reason);
-                    let source = format!("ledger import {source}");
-                    ingest::keep_refused(&store, &source, &refusal, None, &body)?;
+                    totals.refused += 1;
+                    let source = unit.source(path);
+                    bar.suspend(|| eprintln!("{source}: refused ({}): {}", refusal.status, refusal.reason));
+                    ingest::keep_refused(&store, &format!("ledger import {source}"), &refusal, None, body)?;
                 }
             }
+            if group.records.len() >= IMPORT_GROUP_RECORDS {
+                let full = std::mem::take(&mut group);
+                if let Some(previous) = in_flight.replace(full.submit(&log, path)) {
+                    previous.finish(&bar, &mut totals)?;
+                }
+            }
+            bar.set_position(bar.position() + body.len() as u64 + 1);
+        }
+        if let Some(previous) = in_flight.replace(group.submit(&log, path)) {
+            previous.finish(&bar, &mut totals)?;
         }
     }
+    if let Some(last) = in_flight.take() {
+        last.finish(&bar, &mut totals)?;
+    }
+    bar.finish_and_clear();
+    let appended = started.elapsed();
     let mut projector = Projector::resume(
         &log,
         store,
@@ -187,7 +220,20 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
         ledger_query::billing::projection_pricing(pricing),
         &mut |_, _| {},
     )?;
-    let report = drain(&mut projector, &log, 8192, log.end_offset(), &mut |_, _| {})?;
+    let (start, end) = (projector.next_offset(), log.end_offset());
+    let bar = if args.quiet { ProgressBar::hidden() } else { progress_bar("project", end - start) };
+    let report = drain(&mut projector, &log, 8192, end, &mut |done, _| bar.set_position(done - start))?;
+    bar.finish_and_clear();
+    let ImportTotals { new, duplicates, refused } = totals;
+    if !args.quiet {
+        let projected = started.elapsed() - appended;
+        eprintln!(
+            "import: appended in {:.2} s, projected {} records in {:.2} s",
+            appended.as_secs_f64(),
+            report.records,
+            projected.as_secs_f64()
+        );
+    }
     println!(
         "imported: {new} new events, {duplicates} already in the log, {refused} refused (kept as dead letters); projected {} records into {} entries",
         report.records, report.entries
@@ -196,6 +242,82 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
         bail!("{refused} input(s) refused");
     }
     Ok(())
+}
+
+/// Records per append group of an import: one log sync covers them all.
+const IMPORT_GROUP_RECORDS: usize = 8192;
+
+#[derive(Debug, Default)]
+struct ImportTotals {
+    new: usize,
+    duplicates: usize,
+    refused: usize,
+}
+
+/// Prepared inputs appended together; each keeps its place so its answers can be told apart.
+#[derive(Default)]
+struct AppendGroup {
+    records: Vec<ledger_log::LogRecord>,
+    ids: Vec<ingest::EventIdOf>,
+    /// Per input: where it came from, how many of the group's records are its, what it accepted.
+    units: Vec<(Unit, usize, ingest::Accepted)>,
+}
+
+impl AppendGroup {
+    fn add(
+        &mut self,
+        unit: Unit,
+        records: Vec<ledger_log::LogRecord>,
+        ids: Vec<ingest::EventIdOf>,
+        accepted: ingest::Accepted,
+    ) {
+        self.units.push((unit, records.len(), accepted));
+        self.records.extend(records);
+        self.ids.extend(ids);
+    }
+
+    fn submit(self, log: &EmbeddedLog, path: &Path) -> SubmittedGroup {
+        let AppendGroup { records, ids, units } = self;
+        SubmittedGroup { ticket: log.append(records), ids, units, path: path.to_owned() }
+    }
+}
+
+struct SubmittedGroup {
+    ticket: ledger_log::AppendTicket,
+    ids: Vec<ingest::EventIdOf>,
+    units: Vec<(Unit, usize, ingest::Accepted)>,
+    path: PathBuf,
+}
+
+impl SubmittedGroup {
+    /// Waits for the group to be durable and counts what each input added.
+    fn finish(self, bar: &ProgressBar, totals: &mut ImportTotals) -> anyhow::Result<()> {
+        let answers = self.ticket.wait_blocking()?;
+        let mut at = 0;
+        for (unit, count, mut accepted) in self.units {
+            let range = at..at + count;
+            at += count;
+            ingest::tally(&mut accepted, &self.ids[range.clone()], &answers[range]);
+            totals.new += accepted.new;
+            totals.duplicates += accepted.duplicates;
+            for conflict in &accepted.conflicts {
+                totals.refused += 1;
+                let source = unit.source(&self.path);
+                bar.suspend(|| eprintln!("{source}: refused (409): event {conflict}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bytes_bar(label: &str, total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(label.to_owned());
+    bar
 }
 
 type Prepared = (Vec<ledger_log::LogRecord>, Vec<ingest::EventIdOf>, ingest::Accepted);
@@ -224,8 +346,10 @@ fn import_via_server(args: &ImportArgs, server: &str) -> anyhow::Result<()> {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let mut refused = 0;
     for path in &args.files {
-        for (source, body) in units(path, true)? {
-            let mut response = agent.post(&url).header("content-type", "application/json").send(&body[..])?;
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        for (unit, body) in units(path, &bytes, true) {
+            let source = unit.source(path);
+            let mut response = agent.post(&url).header("content-type", "application/json").send(body)?;
             let status = response.status().as_u16();
             let text = response.body_mut().read_to_string().unwrap_or_default();
             if status != 200 {

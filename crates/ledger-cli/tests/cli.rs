@@ -291,3 +291,38 @@ fn a_template_category_change_rewrites_the_timelines_it_refolds() {
     let report = String::from_utf8_lossy(&audit.stdout);
     assert!(audit.status.success() && report.contains("audit: match"), "{report}");
 }
+
+/// `ledger import` appends its inputs in groups (one log sync per group), yet answers each input
+/// line for itself: a conflict and a malformed line in a later group are named by their line,
+/// a repeat is counted as already in the log, and everything else is imported and projected.
+#[test]
+fn a_grouped_import_answers_every_line_by_its_number() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let inbound = |n: usize, message: &str| {
+        format!(
+            r#"{{"event_id":"meta:wamid.G{n}","schema_version":1,"event_time":{},"receive_time":1760000000,"provider":"meta_cloud","waba_id":"W1","contact":{{"phone_number_id":"P1","user_id":"55119{n:08}"}},"kind":{{"type":"inbound_message","message_id":"{message}"}}}}"#,
+            1_759_000_000 + n
+        )
+    };
+    // 20,000 lines: well past one group of 8,192 records.
+    let mut lines: Vec<String> = (0..20_000).map(|n| inbound(n, &format!("wamid.G{n}"))).collect();
+    lines[12_000 - 1] = inbound(5, "wamid.other"); // line 12000: event G5 again, other content
+    lines[15_000 - 1] = inbound(7, "wamid.G7"); // line 15000: an exact repeat of line 8
+    lines[17_000 - 1] = "{\"event_id\":".to_owned(); // line 17000: not JSON
+    let file = dir.path().join("many.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").expect("write");
+
+    let output = ledger().arg("import").arg(&file).arg("--data-dir").arg(&data).output().expect("runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(!output.status.success(), "refused inputs fail the import");
+    assert!(
+        stdout.contains("imported: 19997 new events, 1 already in the log, 2 refused")
+            && stdout.contains("projected 19997 records"),
+        "{stdout}"
+    );
+    let name = file.display().to_string();
+    assert!(stderr.contains(&format!("{name}:12000: refused (409): event meta:wamid.G5")), "{stderr}");
+    assert!(stderr.contains(&format!("{name}:17000: refused (400)")), "{stderr}");
+    assert_eq!(stderr.matches("refused (").count(), 2, "{stderr}");
+}
