@@ -155,7 +155,8 @@ fn ask_data_dir(args: &QueryArgs) -> anyhow::Result<Value> {
     // Eligibility needs the fold's in-memory state, and so does finding a phone number's WABA
     // when the question does not name it: only then fold the projected prefix of the log.
     let needs_fold = match &args.question {
-        Question::Eligibility { as_of, .. } => as_of.is_none(),
+        // As-of answers fold from the store; only an unnamed WABA needs the phone numbers' map.
+        Question::Eligibility { as_of, waba_id, .. } => as_of.is_none() || waba_id.is_none(),
         Question::Timeline { waba_id, .. } => waba_id.is_none(),
         Question::Entries { waba_id, phone_number_id, .. } => waba_id.is_none() && phone_number_id.is_some(),
         Question::Usage { .. }

@@ -237,6 +237,12 @@ impl Ledger {
         grants
     }
 
+    /// Units drawn from `pool` by claims before `at`, among the contacts folded into this
+    /// ledger (R13, R26, R80).
+    pub fn allowance_used_before(&self, pool: &AllowancePool, at: Timestamp) -> u64 {
+        self.allowances.get(pool).map_or(0, |a| a.used_before(at))
+    }
+
     /// The WABA a business phone number's events came under, if any arrived.
     pub fn waba_of_phone_number(&self, phone_number_id: &str) -> Option<&WabaId> {
         self.phone_numbers.get(phone_number_id)

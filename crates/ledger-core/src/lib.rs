@@ -33,7 +33,7 @@ pub use event::{
     SCHEMA_VERSION,
 };
 pub use explain::{explain, Explanation};
-pub use fact::{Charge, Fact, FreeReason};
+pub use fact::{AllowanceKind, AllowancePool, Charge, Fact, FreeReason};
 pub use id::Id128;
 pub use journal::{Entry, EntryAction, Resolution};
 pub use ledger::{FreeGrant, Ledger, LedgerConfig};

@@ -4,12 +4,15 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
-use ledger_core::{ContactKey, Entry, EntryAction, Ledger, LedgerConfig, LocalMonth, Timestamp, WabaId};
+use ledger_core::{
+    AllowancePool, Charge, ContactKey, Entry, EntryAction, Ledger, LedgerConfig, LocalMonth, Timestamp,
+    WabaId,
+};
 use ledger_log::EventLog;
 use ledger_pricing::attribution::{self, AdSource};
 use ledger_pricing::reconcile::{self, MessageReport, PeriodReport, TierReport, Tolerance};
 use ledger_pricing::{Invoice, LineKey, PricedEligibility, Pricer, Pricing};
-use ledger_store::{Scope, Store, StoreError};
+use ledger_store::{EntryCursor, Scope, Store, StoreError};
 use serde::Serialize;
 
 use crate::billing::{live_entries, Replay};
@@ -226,7 +229,12 @@ impl Queries {
         Ok(invoice)
     }
 
-    /// Eligibility as the ledger would have answered with the events received up to `as_of`.
+    /// Eligibility as the ledger would have answered with the events received up to `as_of`,
+    /// folded from the store without replaying the log: the account's own events and the
+    /// contact's, each kept only if received by then; for an allowance a send would draw on
+    /// (R13, R26, R80), every contact with a claim on it before `at` — found through the
+    /// account's entry index, which keeps reversed postings too — folded alike. The cost is
+    /// that of the contact and the allowance's month, never of the log.
     pub fn eligibility_as_of(
         &self,
         phone_number_id: &str,
@@ -235,16 +243,47 @@ impl Queries {
         waba_id: Option<&str>,
         as_of: Timestamp,
     ) -> Result<PricedEligibility, QueryError> {
-        let replay = self.replay(Some(as_of))?;
-        let waba_id = match waba_id {
-            Some(waba_id) => WabaId::from(waba_id),
-            None => replay.ledger.waba_of_phone_number(phone_number_id).cloned().ok_or_else(|| {
-                QueryError::NotFound(format!(
-                    "no events for business phone number {phone_number_id} by {as_of}"
-                ))
-            })?,
+        let (_, config) = self.log.as_ref().ok_or_else(|| {
+            QueryError::BadRequest("as_of needs the event log, which this process does not hold".into())
+        })?;
+        let waba_id = self.waba_of(phone_number_id, waba_id)?;
+        let contact = ContactKey::new(phone_number_id, user_id);
+        let mut folded =
+            AsOfFold { store: &self.store, ledger: Ledger::new(*config), as_of, scratch: Vec::new() };
+        folded.scope(&Scope::Account { waba_id: waba_id.to_string() })?;
+        folded.scope(&contact_scope(&waba_id, &contact))?;
+        let pools: Vec<AllowancePool> = {
+            let answer = folded.ledger.eligibility(&waba_id, &contact, at);
+            let mut pools: Vec<AllowancePool> =
+                [&answer.free_form, &answer.marketing, &answer.utility, &answer.authentication]
+                    .into_iter()
+                    .filter_map(|preview| match &preview.charge {
+                        Some(Charge::Allowance(pool)) => Some(pool.clone()),
+                        _ => None,
+                    })
+                    .collect();
+            pools.sort();
+            pools.dedup();
+            pools
         };
-        let answer = replay.ledger.eligibility(&waba_id, &ContactKey::new(phone_number_id, user_id), at);
+        let mut seen = std::collections::HashSet::from([contact.clone()]);
+        let account = Scope::Account { waba_id: waba_id.to_string() };
+        for pool in &pools {
+            // A month is at most 31 days, and local months start at most 14 h from UTC's.
+            let mut entries = EntryCursor::new(&account, at.0 - 32 * 86_400, at.0);
+            loop {
+                let page = self.store.entries_page(&mut entries, 1_024)?;
+                if page.is_empty() {
+                    break;
+                }
+                for claimant in page.iter().filter_map(|entry| claimant_of(entry, pool)) {
+                    if seen.insert(claimant.clone()) {
+                        folded.scope(&contact_scope(&waba_id, &claimant))?;
+                    }
+                }
+            }
+        }
+        let answer = folded.ledger.eligibility(&waba_id, &contact, at);
         Ok(self.pricing.price_eligibility(waba_id.as_str(), user_id, answer))
     }
 
@@ -525,4 +564,50 @@ impl Queries {
             self.store.entry(id)?.ok_or_else(|| QueryError::NotFound(format!("no entry {entry_id}")))?;
         Ok(ExplanationView::from(&entry))
     }
+}
+
+/// A ledger folded from stored events received by an instant (as-of answers).
+struct AsOfFold<'a> {
+    store: &'a Store,
+    ledger: Ledger,
+    as_of: Timestamp,
+    scratch: Vec<Entry>,
+}
+
+impl AsOfFold<'_> {
+    /// Folds the scope's stored events received by `as_of`.
+    fn scope(&mut self, scope: &Scope) -> Result<(), QueryError> {
+        for raw in self.store.events(scope)? {
+            let event = ledger_proto::decode_event(&raw)
+                .map_err(|e| StoreError::Value { family: ledger_store::EVENTS, reason: e.to_string() })?;
+            if event.receive_time <= self.as_of {
+                // Refused events were refused when projected, alike.
+                let _ = self.ledger.apply(event, &mut self.scratch);
+            }
+        }
+        self.scratch.clear();
+        Ok(())
+    }
+}
+
+fn contact_scope(waba_id: &WabaId, contact: &ContactKey) -> Scope {
+    Scope::Contact {
+        waba_id: waba_id.to_string(),
+        phone_number_id: contact.phone_number_id.to_string(),
+        user_id: contact.user_id.to_string(),
+    }
+}
+
+/// The contact of a stored entry whose fact claims `pool`'s allowance (of any month).
+fn claimant_of(entry: &ledger_proto::v1::Entry, pool: &AllowancePool) -> Option<ContactKey> {
+    use ledger_proto::v1::entry::Fact as StoredFact;
+    let claimed = match entry.fact.as_ref()? {
+        StoredFact::ConversationOpened(c) => c.allowance.as_ref(),
+        StoredFact::MessageBilled(m) => m.allowance.as_ref(),
+    }?;
+    // The month is left out: entries stored today carry today's time zone's month, which an
+    // account's later settings may have moved; folding a contact too many costs only time.
+    let same = claimed.kind == pool.kind.as_str() && *claimed.scope == *pool.scope;
+    let contact = entry.context.as_ref()?.contact.as_ref()?;
+    same.then(|| ContactKey::new(&contact.phone_number_id, &contact.user_id))
 }

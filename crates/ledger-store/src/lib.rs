@@ -447,6 +447,44 @@ impl Store {
         Ok(out)
     }
 
+    /// The next page of up to `limit` entries of a paged scan ([`EntryCursor`]), in time order;
+    /// empty once the scan is done.
+    pub fn entries_page(
+        &self,
+        cursor: &mut EntryCursor,
+        limit: usize,
+    ) -> Result<Vec<ledger_proto::v1::Entry>, StoreError> {
+        if cursor.next >= cursor.end {
+            return Ok(Vec::new());
+        }
+        let mut read_options = ReadOptions::default();
+        read_options.set_iterate_upper_bound(cursor.end.clone());
+        let iter = self.db.iterator_cf_opt(
+            self.cf(ENTRY_INDEX),
+            read_options,
+            IteratorMode::From(&cursor.next, Direction::Forward),
+        );
+        let mut out = Vec::new();
+        let mut last = None;
+        for item in iter.take(limit) {
+            let (key, _) = item?;
+            let (_, _, id) = keys::decode_entry_index_key(&key)?;
+            if let Some(entry) = self.entry(id)? {
+                out.push(entry);
+            }
+            last = Some(key);
+        }
+        match last {
+            // The smallest key after the last one read.
+            Some(key) if out.len() == limit => {
+                cursor.next = key.to_vec();
+                cursor.next.push(0);
+            }
+            _ => cursor.next = cursor.end.clone(),
+        }
+        Ok(out)
+    }
+
     /// Usage counters of one account and local month, zero counts left out.
     pub fn usage(&self, waba_id: &str, month: &str) -> Result<Vec<(UsageKey, i64)>, StoreError> {
         let prefix = keys::usage_month_prefix(waba_id, month);
@@ -587,6 +625,24 @@ impl Store {
         }
         items.counters.retain(|_, count| *count != 0);
         Ok(items)
+    }
+}
+
+/// Where a paged scan of one scope's entries in `[from, to)` stands ([`Store::entries_page`]).
+#[derive(Debug, Clone)]
+pub struct EntryCursor {
+    next: Vec<u8>,
+    end: Vec<u8>,
+}
+
+impl EntryCursor {
+    pub fn new(scope: &Scope, from: i64, to: i64) -> EntryCursor {
+        let prefix = keys::scope_prefix(scope);
+        let mut next = prefix.clone();
+        keys::put_time(&mut next, from);
+        let mut end = prefix;
+        keys::put_time(&mut end, to);
+        EntryCursor { next, end }
     }
 }
 
