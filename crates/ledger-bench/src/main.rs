@@ -70,6 +70,10 @@ enum Command {
         /// Where to write the lines.
         #[arg(long)]
         out: std::path::PathBuf,
+        /// The day's start, Unix seconds [default: 2025-09-01, per-message pricing; era 5's
+        /// service allowance from 2026-10-01 on].
+        #[arg(long, default_value_t = 1_756_684_800)]
+        start: i64,
     },
     /// A month's invoice of one WABA read from the `billing` aggregates.
     Invoice {
@@ -85,7 +89,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Pipeline { contacts } => pipeline(contacts),
         Command::Invoice { contacts, entries } => invoice(contacts, entries),
-        Command::Events { contacts, out } => events(contacts, &out),
+        Command::Events { contacts, out, start } => events(contacts, &out, start),
         Command::Kafka { brokers, contacts, connections } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(kafka::run(brokers, contacts, connections))
@@ -195,9 +199,8 @@ fn pipeline(contacts: usize) -> anyhow::Result<()> {
 }
 
 /// Normalizes the pipeline's synthetic day and writes its events as JSON lines.
-fn events(contacts: usize, out: &std::path::Path) -> anyhow::Result<()> {
+fn events(contacts: usize, out: &std::path::Path, start: i64) -> anyhow::Result<()> {
     use std::io::Write as _;
-    let start = 1_756_684_800; // 2025-09-01, as the pipeline benchmark.
     let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
     let limits = Limits::default();
     let mut written = 0usize;
