@@ -82,7 +82,7 @@ pub(crate) fn reported_to_proto(r: &core::ReportedPricing) -> v1::ReportedPricin
     }
 }
 
-fn reported_from_proto(r: v1::ReportedPricing) -> Result<core::ReportedPricing, ConvertError> {
+pub(crate) fn reported_from_proto(r: v1::ReportedPricing) -> Result<core::ReportedPricing, ConvertError> {
     let pricing_model = r
         .pricing_model
         .map(|m| {

@@ -20,7 +20,7 @@ pub use event::ConvertError;
 /// Why bytes could not become a core event.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("not a ledger.v1.Event: {0}")]
+    #[error("not a ledger.v1 message: {0}")]
     Protobuf(#[from] prost::DecodeError),
     #[error(transparent)]
     Convert(#[from] ConvertError),
@@ -36,4 +36,8 @@ pub fn decode_event(bytes: &[u8]) -> Result<ledger_core::Event, DecodeError> {
 
 pub fn encode_entry(entry: &ledger_core::Entry) -> Vec<u8> {
     v1::Entry::from(entry).encode_to_vec()
+}
+
+pub fn decode_entry(bytes: &[u8]) -> Result<ledger_core::Entry, DecodeError> {
+    Ok(ledger_core::Entry::try_from(v1::Entry::decode(bytes)?)?)
 }

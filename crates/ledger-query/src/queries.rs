@@ -323,13 +323,45 @@ impl Queries {
         Ok(view)
     }
 
-    /// The WABA's live entries (after reversals) from a replay of the log: reconciliation and
-    /// attribution need the facts whole (reported pricing, entry point references), which the
-    /// stored journal keeps only in its encoded form.
-    fn account_entries(&self, waba_id: &str) -> Result<Vec<Entry>, QueryError> {
-        let replay = self.replay(None)?;
-        let mut live = live_entries(&replay.journal);
-        live.retain(|e| e.fact.context().waba_id.as_str() == waba_id);
+    /// The WABA's entries standing after reversals, read from the store and decoded back to
+    /// the core's own, in time order: those of `month` (in the account's time zone), or all.
+    fn account_entries(&self, waba_id: &str, month: Option<LocalMonth>) -> Result<Vec<Entry>, QueryError> {
+        // A local month starts and ends at most 14 h from UTC's.
+        let (from, to) = match month {
+            Some(m) => {
+                let first = chrono::NaiveDate::from_ymd_opt(m.year, m.month, 1);
+                let next = if m.month == 12 {
+                    chrono::NaiveDate::from_ymd_opt(m.year + 1, 1, 1)
+                } else {
+                    chrono::NaiveDate::from_ymd_opt(m.year, m.month + 1, 1)
+                };
+                let utc = |d: Option<chrono::NaiveDate>| {
+                    d.and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc().timestamp())
+                };
+                match (utc(first), utc(next)) {
+                    (Some(first), Some(next)) => (first - 86_400, next + 86_400),
+                    _ => (i64::MIN, i64::MAX),
+                }
+            }
+            None => (i64::MIN, i64::MAX),
+        };
+        let mut cursor = EntryCursor::new(&Scope::Account { waba_id: waba_id.to_owned() }, from, to);
+        let mut journal = Vec::new();
+        loop {
+            let page = self.store.entries_page(&mut cursor, 4_096)?;
+            if page.is_empty() {
+                break;
+            }
+            for stored in page {
+                let entry = Entry::try_from(stored).map_err(|e| StoreError::Value {
+                    family: ledger_store::ENTRIES,
+                    reason: e.to_string(),
+                })?;
+                journal.push(entry);
+            }
+        }
+        let mut live = live_entries(&journal);
+        live.retain(|e| month.is_none_or(|m| e.fact.context().local_month == m));
         Ok(live)
     }
 
@@ -383,8 +415,7 @@ impl Queries {
     /// What each Click-to-WhatsApp source bought (R14, R25, R53).
     pub fn attribution(&self, waba_id: &str, month: Option<&str>) -> Result<Vec<AdSource>, QueryError> {
         let month = month.map(parse_month).transpose()?;
-        let mut live = self.account_entries(waba_id)?;
-        live.retain(|e| month.is_none_or(|m| e.fact.context().local_month == m));
+        let live = self.account_entries(waba_id, month)?;
         Ok(attribution::attribute(&live, &mut Pricer::new(self.pricing.clone())))
     }
 
