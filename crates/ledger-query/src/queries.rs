@@ -324,8 +324,15 @@ impl Queries {
     }
 
     /// The WABA's entries standing after reversals, read from the store and decoded back to
-    /// the core's own, in time order: those of `month` (in the account's time zone), or all.
-    fn account_entries(&self, waba_id: &str, month: Option<LocalMonth>) -> Result<Vec<Entry>, QueryError> {
+    /// the core's own, in time order: those of `month` (in the account's time zone), or all, of
+    /// the stored entries `keep` accepts (a reversal carries its posting's fact, so both or
+    /// neither pass).
+    fn account_entries(
+        &self,
+        waba_id: &str,
+        month: Option<LocalMonth>,
+        keep: impl Fn(&ledger_proto::v1::Entry) -> bool,
+    ) -> Result<Vec<Entry>, QueryError> {
         // A local month starts and ends at most 14 h from UTC's.
         let (from, to) = match month {
             Some(m) => {
@@ -352,7 +359,7 @@ impl Queries {
             if page.is_empty() {
                 break;
             }
-            for stored in page {
+            for stored in page.into_iter().filter(|stored| keep(stored)) {
                 let entry = Entry::try_from(stored).map_err(|e| StoreError::Value {
                     family: ledger_store::ENTRIES,
                     reason: e.to_string(),
@@ -415,7 +422,16 @@ impl Queries {
     /// What each Click-to-WhatsApp source bought (R14, R25, R53).
     pub fn attribution(&self, waba_id: &str, month: Option<&str>) -> Result<Vec<AdSource>, QueryError> {
         let month = month.map(parse_month).transpose()?;
-        let live = self.account_entries(waba_id, month)?;
+        // What attribution reads: entry point conversations and the messages that joined a
+        // conversation or window; the rest of the month is not decoded.
+        let live = self.account_entries(waba_id, month, |stored| {
+            use ledger_proto::v1::entry::Fact as StoredFact;
+            match &stored.fact {
+                Some(StoredFact::ConversationOpened(c)) => c.category == "referral_conversion",
+                Some(StoredFact::MessageBilled(m)) => m.conversation.is_some(),
+                None => false,
+            }
+        })?;
         Ok(attribution::attribute(&live, &mut Pricer::new(self.pricing.clone())))
     }
 
