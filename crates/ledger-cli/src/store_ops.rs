@@ -93,12 +93,20 @@ pub fn stored_rules(store: &Store, requested: Option<RuleSettings>) -> anyhow::R
     Ok(rule_settings_for(store, PROJECTOR, requested, true)?)
 }
 
-fn progress_bar(label: &str, total: u64) -> ProgressBar {
+/// What a progress bar counts: records, or the bytes of the input read.
+#[derive(Clone, Copy)]
+enum Counting {
+    Records,
+    Bytes,
+}
+
+fn progress_bar(label: &str, total: u64, counting: Counting) -> ProgressBar {
+    let template = match counting {
+        Counting::Records => "{msg} [{bar:40}] {pos}/{len} records ({per_sec}, eta {eta})",
+        Counting::Bytes => "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+    };
     let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} records ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
     bar.set_message(label.to_owned());
     bar
 }
@@ -174,7 +182,8 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
     let mut totals = ImportTotals::default();
     let total_bytes =
         args.files.iter().filter_map(|path| std::fs::metadata(path).ok()).map(|m| m.len()).sum();
-    let bar = if args.quiet { ProgressBar::hidden() } else { bytes_bar("import", total_bytes) };
+    let bar =
+        if args.quiet { ProgressBar::hidden() } else { progress_bar("import", total_bytes, Counting::Bytes) };
     let started = std::time::Instant::now();
     // Groups are appended while the next one is parsed: the log syncs once per group.
     let mut in_flight: Option<SubmittedGroup> = None;
@@ -221,7 +230,11 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
         &mut |_, _| {},
     )?;
     let (start, end) = (projector.next_offset(), log.end_offset());
-    let bar = if args.quiet { ProgressBar::hidden() } else { progress_bar("project", end - start) };
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        progress_bar("project", end - start, Counting::Records)
+    };
     let report = drain(&mut projector, &log, 8192, end, &mut |done, _| bar.set_position(done - start))?;
     bar.finish_and_clear();
     let ImportTotals { new, duplicates, refused } = totals;
@@ -310,16 +323,6 @@ impl SubmittedGroup {
     }
 }
 
-fn bytes_bar(label: &str, total: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message(label.to_owned());
-    bar
-}
-
 type Prepared = (Vec<ledger_log::LogRecord>, Vec<ingest::EventIdOf>, ingest::Accepted);
 
 fn normalized_event(line: &[u8]) -> Result<Prepared, ingest::Refusal> {
@@ -400,7 +403,7 @@ pub fn rebuild(
     }
     let store = Arc::new(Store::open(into)?);
     let mut projector = Projector::resume(log, store.clone(), PROJECTOR, config, pricing, &mut |_, _| {})?;
-    let bar = if quiet { ProgressBar::hidden() } else { progress_bar("replay", end) };
+    let bar = if quiet { ProgressBar::hidden() } else { progress_bar("replay", end, Counting::Records) };
     let started = std::time::Instant::now();
     let report = drain(&mut projector, log, batch_size, end, &mut |done, _| bar.set_position(done))?;
     bar.finish_and_clear();
