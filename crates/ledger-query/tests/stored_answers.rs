@@ -1,10 +1,11 @@
-//! Answers read from stored entries equal the same answers computed from a replay of the log:
-//! attribution per Click-to-WhatsApp source on the bundled sample (every era's entry point
-//! windows), by month and over all time.
+//! Answers read from the store equal the same answers computed from a replay of the log:
+//! `as_of` eligibility folded from the contact's and the allowance claimants' stored events
+//! received by then — windows, previews and the era 5 service allowance's use (R80) while it
+//! fills up — and attribution per Click-to-WhatsApp source from stored entries.
 
 use std::sync::Arc;
 
-use ledger_core::{Event, LedgerConfig};
+use ledger_core::{ContactKey, Event, LedgerConfig, Timestamp, WabaId};
 use ledger_log::{EmbeddedLog, EmbeddedLogOptions, EventLog};
 use ledger_pricing::{attribution, Pricer, Pricing};
 use ledger_projector::{drain, Projector};
@@ -12,11 +13,15 @@ use ledger_query::billing::{live_entries, projection_pricing, Replay};
 use ledger_query::Queries;
 use ledger_store::{Store, PROJECTOR};
 
-#[test]
-fn attribution_from_stored_entries_equals_a_replay() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let text = std::fs::read_to_string(root.join("sample-events.jsonl")).expect("sample");
-    let events: Vec<Event> = text.lines().map(|line| serde_json::from_str(line).expect("event")).collect();
+/// A log holding `events` in order and a store the projector wrote from it in batches of
+/// `batch` (small batches: late events re-post entries, so reversals are stored, as live).
+struct Projected {
+    _dir: tempfile::TempDir,
+    log: Arc<EmbeddedLog>,
+    queries: Queries,
+}
+
+fn projected(events: &[Event], config: LedgerConfig, pricing: &Arc<Pricing>, batch: usize) -> Projected {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = Arc::new(
         EmbeddedLog::open(&dir.path().join("log"), EmbeddedLogOptions { sync: false, ..Default::default() })
@@ -24,8 +29,6 @@ fn attribution_from_stored_entries_equals_a_replay() {
     );
     log.append(events.iter().map(ledger_query::ingest::record_of).collect()).wait_blocking().expect("append");
     let store = Arc::new(Store::open(&dir.path().join("state")).expect("store"));
-    let pricing = Arc::new(Pricing::bundled());
-    let config = LedgerConfig::default();
     let mut projector = Projector::resume(
         &*log,
         store.clone(),
@@ -35,11 +38,124 @@ fn attribution_from_stored_entries_equals_a_replay() {
         &mut |_, _| {},
     )
     .expect("projector");
-    // Batches of three: late events re-post entries, so reversals are among the stored ones.
-    drain(&mut projector, &*log, 3, log.end_offset(), &mut |_, _| {}).expect("drain");
+    drain(&mut projector, &*log, batch, log.end_offset(), &mut |_, _| {}).expect("drain");
     let queries = Queries::new(store, pricing.clone()).with_log(log.clone(), config);
+    queries.set_ledger(projector.ledger());
+    Projected { _dir: dir, log, queries }
+}
 
-    let replay = Replay::of_log(&*log, config, pricing.clone(), None).expect("replay");
+const WABA: &str = "W-as-of";
+/// 2026-12-01 00:00 UTC: era 5, paid service beyond the allowance.
+const DECEMBER: i64 = 1_796_083_200;
+
+fn event(json: String) -> Event {
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"))
+}
+
+/// A day of era 5 traffic on two numbers: users write, get service replies (each a claim on
+/// the number's allowance) and some a utility template; delivered in a shuffled order, so
+/// late statuses re-fold contacts and move claims across the allowance's boundary.
+fn traffic(seed: u64) -> Vec<Event> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut events = Vec::new();
+    for c in 0..10 {
+        let phone = ["P1", "P2"][c % 2];
+        let user = format!("55119000000{c:02}");
+        let contact =
+            format!(r#""waba_id":"{WABA}","contact":{{"phone_number_id":"{phone}","user_id":"{user}"}}"#);
+        let mut t = DECEMBER + rng.i64(0..20 * 3_600);
+        events.push(event(format!(
+            r#"{{"event_id":"in:{c}","schema_version":1,"event_time":{t},"receive_time":0,"provider":"meta_cloud",{contact},"kind":{{"type":"inbound_message","message_id":"wamid.in.{c}"}}}}"#
+        )));
+        for r in 0..rng.usize(1..4) {
+            t += rng.i64(30..600);
+            events.push(event(format!(
+                r#"{{"event_id":"st:{c}.{r}","schema_version":1,"event_time":{t},"receive_time":0,"provider":"meta_cloud",{contact},"kind":{{"type":"message_status","message_id":"wamid.out.{c}.{r}","status":"delivered","recipient":"{user}","reported":{{"pricing_model":"PMP","category":"service","pricing_type":"free_customer_service","billable":false}}}}}}"#
+            )));
+        }
+        if rng.bool() {
+            t += rng.i64(60..3_600);
+            events.push(event(format!(
+                r#"{{"event_id":"send:{c}","schema_version":1,"event_time":{t},"receive_time":0,"provider":"meta_cloud",{contact},"kind":{{"type":"send_record","message_id":"wamid.tpl.{c}","recipient":"{user}","content":{{"template":{{"name":"order_update","language":"pt_BR","category":"utility"}}}}}}}}"#
+            )));
+            events.push(event(format!(
+                r#"{{"event_id":"st:tpl.{c}","schema_version":1,"event_time":{},"receive_time":0,"provider":"meta_cloud",{contact},"kind":{{"type":"message_status","message_id":"wamid.tpl.{c}","status":"delivered","recipient":"{user}"}}}}"#,
+                t + 3
+            )));
+        }
+    }
+    rng.shuffle(&mut events);
+    let settings = event(format!(
+        r#"{{"event_id":"settings:{WABA}","schema_version":1,"event_time":1672531200,"receive_time":0,"provider":"meta_cloud","waba_id":"{WABA}","kind":{{"type":"account_settings","time_zone":"America/Sao_Paulo","currency":"USD"}}}}"#
+    ));
+    // The settings arrive a third of the way in: answers before them fold in UTC.
+    let third = events.len() / 3;
+    events.insert(third, settings);
+    // Received in log order, a minute apart (the log is in receive order, as the server appends).
+    for (n, event) in events.iter_mut().enumerate() {
+        event.receive_time = Timestamp(DECEMBER + 86_400 + 60 * n as i64);
+    }
+    events
+}
+
+#[test]
+fn as_of_eligibility_from_the_store_equals_a_replay_of_the_log() {
+    // Four free service messages a month per number, so the allowance fills up (R80).
+    let config = LedgerConfig { allowance_limit: Some(4), ..LedgerConfig::default() };
+    let pricing = Arc::new(Pricing::bundled());
+    for seed in 1..=3 {
+        let events = traffic(seed);
+        let Projected { log, queries, .. } = &projected(&events, config, &pricing, 5);
+
+        let contacts: Vec<ContactKey> = {
+            let mut contacts: Vec<_> = events.iter().filter_map(|e| e.contact.clone()).collect();
+            contacts.sort();
+            contacts.dedup();
+            contacts
+        };
+        let mut compared = 0;
+        let mut allowance_full = false;
+        for as_of in events.iter().step_by(4).map(|e| e.receive_time) {
+            let replay = Replay::of_log(&**log, config, pricing.clone(), Some(as_of)).expect("replay");
+            for contact in &contacts {
+                for at in [DECEMBER + 12 * 3_600, DECEMBER + 23 * 3_600, DECEMBER + 30 * 3_600] {
+                    let at = Timestamp(at);
+                    let from_store = queries
+                        .eligibility_as_of(&contact.phone_number_id, &contact.user_id, at, Some(WABA), as_of)
+                        .expect("as_of from the store");
+                    let expected = replay.ledger.eligibility(&WabaId::from(WABA), contact, at);
+                    let expected = pricing.price_eligibility(WABA, &contact.user_id, expected);
+                    assert_eq!(
+                        serde_json::to_value(&from_store).expect("json"),
+                        serde_json::to_value(&expected).expect("json"),
+                        "seed {seed}, contact {contact:?}, at {at}, as_of {as_of}"
+                    );
+                    let used = serde_json::to_value(&from_store).expect("json")["free_form"]
+                        ["allowance_used"]
+                        .as_u64()
+                        .unwrap_or(0);
+                    allowance_full |= used >= 4;
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 100, "answers compared: {compared}");
+        assert!(allowance_full, "seed {seed}: the allowance filled up in some answer");
+    }
+}
+
+/// Attribution by month and over all time on the bundled sample (every era's entry point
+/// windows), projected in batches of three.
+#[test]
+fn attribution_from_stored_entries_equals_a_replay() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let text = std::fs::read_to_string(root.join("sample-events.jsonl")).expect("sample");
+    let events: Vec<Event> = text.lines().map(|line| serde_json::from_str(line).expect("event")).collect();
+    let pricing = Arc::new(Pricing::bundled());
+    let config = LedgerConfig::default();
+    let Projected { log, queries, .. } = &projected(&events, config, &pricing, 3);
+
+    let replay = Replay::of_log(&**log, config, pricing.clone(), None).expect("replay");
     let waba = "102290129340398";
     let mut live = live_entries(&replay.journal);
     live.retain(|e| e.fact.context().waba_id.as_str() == waba);

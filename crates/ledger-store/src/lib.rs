@@ -424,27 +424,7 @@ impl Store {
         to: i64,
         limit: usize,
     ) -> Result<Vec<ledger_proto::v1::Entry>, StoreError> {
-        let prefix = keys::scope_prefix(scope);
-        let mut start = prefix.clone();
-        keys::put_time(&mut start, from);
-        let mut end = prefix;
-        keys::put_time(&mut end, to);
-        let mut read_options = ReadOptions::default();
-        read_options.set_iterate_upper_bound(end);
-        let iter = self.db.iterator_cf_opt(
-            self.cf(ENTRY_INDEX),
-            read_options,
-            IteratorMode::From(&start, Direction::Forward),
-        );
-        let mut out = Vec::new();
-        for item in iter.take(limit) {
-            let (key, _) = item?;
-            let (_, _, id) = keys::decode_entry_index_key(&key)?;
-            if let Some(entry) = self.entry(id)? {
-                out.push(entry);
-            }
-        }
-        Ok(out)
+        self.entries_page(&mut EntryCursor::new(scope, from, to), limit)
     }
 
     /// The next page of up to `limit` entries of a paged scan ([`EntryCursor`]), in time order;
