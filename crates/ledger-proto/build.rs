@@ -6,7 +6,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Read at run time: a build script binary is reused across checkouts that share a target
     // directory, so a path fixed when it was compiled could name another checkout's files.
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files = [root.join("ledger/v1/events.proto"), root.join("ledger/v1/entries.proto")];
+    let files = [
+        root.join("ledger/v1/events.proto"),
+        root.join("ledger/v1/entries.proto"),
+        root.join("ledger/v1/state.proto"),
+    ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }

@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub batch_size: Option<usize>,
+    /// Megabytes of contacts kept in memory in front of their stored states.
+    pub state_cache_mb: Option<usize>,
     /// The `[rules]` table: rule settings (R80, R82).
     #[serde(default)]
     pub rules: RulesFile,
@@ -282,6 +284,10 @@ pub struct ServeArgs {
     /// Most log records per projector batch [default: 8192].
     #[arg(long, env = "LEDGER_BATCH_SIZE")]
     pub batch_size: Option<usize>,
+    /// Megabytes of contacts the projector keeps in memory in front of their stored states;
+    /// the rest are loaded from RocksDB when an event needs them [default: 256].
+    #[arg(long, env = "LEDGER_STATE_CACHE_MB")]
+    pub state_cache_mb: Option<usize>,
     #[command(flatten)]
     pub rules: RulesArgs,
     /// When the data directory was folded under other rule settings, re-fold its state from
@@ -365,6 +371,10 @@ impl ServeArgs {
                 allowance_limit: None,
             },
             batch_size,
+            state_cache_bytes: self
+                .state_cache_mb
+                .or(file.state_cache_mb)
+                .map_or(ledger_projector::DEFAULT_STATE_CACHE_BYTES, |mb| mb.saturating_mul(1 << 20)),
             pricing: PricingArgs {
                 rates: self.pricing.rates.clone().or(file.rates),
                 pricing: self.pricing.pricing.clone().or(file.pricing),

@@ -125,6 +125,37 @@ impl Entry {
     }
 }
 
+/// A fact's standing posting as a contact's state stores it. The fact is the one posted: a
+/// contact loaded after its account's context changed (a new time zone, a re-categorized
+/// template) must still reverse what was posted before, not what its events now fold to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPosting {
+    pub entry_id: Id128,
+    pub resolution: Resolution,
+    pub fact: Arc<Fact>,
+}
+
+impl StoredPosting {
+    /// The posting as a journal entry.
+    pub fn entry(&self) -> Entry {
+        Entry::new(self.entry_id, EntryAction::Post, None, self.resolution, Arc::clone(&self.fact))
+    }
+
+    /// The posting an entry makes (a stored posting is read back as the entry it was).
+    pub fn of(entry: &Entry) -> StoredPosting {
+        StoredPosting { entry_id: entry.id, resolution: entry.resolution(), fact: Arc::clone(&entry.fact) }
+    }
+}
+
+/// A contact's journal as stored: its standing postings in the order the contact concluded
+/// its facts, and how often each fact was reversed (the generation its next posting's id
+/// derives from), sorted by fact id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredJournal {
+    pub postings: Vec<StoredPosting>,
+    pub reversals: Vec<(FactId, u32)>,
+}
+
 #[derive(Debug, Clone)]
 struct Posted {
     entry_id: Id128,
@@ -169,6 +200,37 @@ impl Journal {
 
     pub fn live(&self, fact_id: FactId) -> Option<(&Arc<Fact>, Resolution)> {
         self.live.get(&fact_id).map(|p| (&p.fact, p.resolution))
+    }
+
+    /// The journal as a contact's stored state keeps it, postings in the order of `facts`
+    /// (the contact's conclusions, every one of them posted).
+    pub fn stored(&self, facts: &[(FactId, Arc<Fact>)]) -> StoredJournal {
+        let postings = facts
+            .iter()
+            .filter_map(|(fact_id, _)| self.live.get(fact_id))
+            .map(|p| StoredPosting {
+                entry_id: p.entry_id,
+                resolution: p.resolution,
+                fact: Arc::clone(&p.fact),
+            })
+            .collect();
+        let mut reversals: Vec<(FactId, u32)> = self.reversed.iter().map(|(id, n)| (*id, *n)).collect();
+        reversals.sort_unstable();
+        StoredJournal { postings, reversals }
+    }
+
+    /// The journal a stored state describes.
+    pub fn restore(stored: &StoredJournal) -> Journal {
+        let live = stored
+            .postings
+            .iter()
+            .map(|p| {
+                let posted =
+                    Posted { entry_id: p.entry_id, resolution: p.resolution, fact: Arc::clone(&p.fact) };
+                (p.fact.id(), posted)
+            })
+            .collect();
+        Journal { live, reversed: stored.reversals.iter().copied().collect() }
     }
 
     /// The entries standing after netting reversals, in no particular order.

@@ -1,7 +1,7 @@
 //! The ledger over many accounts: routes events to contacts, keeps each account's settings and
 //! template catalogue, resolves allowances across contacts and keeps the journal.
 
-use crate::allowance::Allowance;
+use crate::allowance::{Allowance, Owner};
 use crate::catalog::TemplateCatalog;
 use crate::contact::{ContactLedger, Eligibility, FactDiff, FoldContext, Ingested};
 use crate::era::AccountClock;
@@ -9,7 +9,7 @@ use crate::event::{
     parse_time_zone, AccountSettings, ContactKey, Event, EventError, EventId, EventKind, WabaId,
 };
 use crate::fact::{AllowancePool, Charge, Fact, FactId};
-use crate::journal::{Entry, Journal, Resolution};
+use crate::journal::{Entry, Journal, Resolution, StoredJournal};
 use crate::settings::RuleSettings;
 use crate::time::{LocalMonth, Timestamp};
 
@@ -39,6 +39,61 @@ pub struct FreeGrant {
     pub if_billable: Entry,
 }
 
+/// A contact's state as a store keeps it: the events it accepted and its journal's postings.
+#[derive(Debug, Clone, Default)]
+pub struct StoredContact {
+    pub events: Vec<Event>,
+    pub journal: StoredJournal,
+}
+
+/// Where contacts that are not in memory are kept. The ledger asks for one when an event, an
+/// allowance move or an account event needs it; a ledger that holds everything has none.
+pub trait ContactStates {
+    /// The stored state of a contact that is not in memory, if it has one.
+    fn load(&mut self, waba_id: &WabaId, contact: &ContactKey) -> Result<Option<StoredContact>, StatesError>;
+    /// Every contact of the account the store holds, resident or not.
+    fn contacts_of(&mut self, waba_id: &WabaId) -> Result<Vec<ContactKey>, StatesError>;
+}
+
+/// A failure to read a stored contact, as the store reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StatesError(pub String);
+
+/// Everything in memory: nothing to load.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct InMemory;
+
+impl ContactStates for InMemory {
+    fn load(&mut self, _: &WabaId, _: &ContactKey) -> Result<Option<StoredContact>, StatesError> {
+        Ok(None)
+    }
+
+    fn contacts_of(&mut self, _: &WabaId) -> Result<Vec<ContactKey>, StatesError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Why folding an event failed: the event was refused, or a stored contact could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FoldError {
+    #[error(transparent)]
+    Refused(#[from] EventError),
+    #[error("loading contact {waba_id}/{phone_number_id}/{user_id}: {reason}")]
+    State { waba_id: WabaId, phone_number_id: String, user_id: String, reason: String },
+}
+
+impl FoldError {
+    fn state(owner: &Owner, reason: impl std::fmt::Display) -> FoldError {
+        FoldError::State {
+            waba_id: owner.0.clone(),
+            phone_number_id: owner.1.phone_number_id.to_string(),
+            user_id: owner.1.user_id.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Account {
     /// The settings event in force: the latest by (event time, event id).
@@ -66,7 +121,6 @@ pub struct Ledger {
     config: LedgerConfig,
     accounts: foldhash::HashMap<WabaId, Account>,
     allowances: foldhash::HashMap<AllowancePool, Allowance>,
-    journal: Journal,
     /// The account each business phone number was seen under, for queries that name a
     /// contact without its WABA.
     phone_numbers: foldhash::HashMap<std::sync::Arc<str>, WabaId>,
@@ -83,6 +137,22 @@ impl Ledger {
 
     /// Folds one event in, appending the journal entries it causes to `out`.
     pub fn apply(&mut self, event: Event, out: &mut Vec<Entry>) -> Result<Ingested, EventError> {
+        match self.apply_with(event, &mut InMemory, out) {
+            Ok(ingested) => Ok(ingested),
+            Err(FoldError::Refused(error)) => Err(error),
+            Err(FoldError::State { .. }) => unreachable!("nothing is loaded from memory"),
+        }
+    }
+
+    /// As [`Ledger::apply`], loading from `states` the contacts the event needs that are not
+    /// in memory: its own, those whose allowance claims it moves, an account's on an account
+    /// event.
+    pub fn apply_with(
+        &mut self,
+        event: Event,
+        states: &mut dyn ContactStates,
+        out: &mut Vec<Entry>,
+    ) -> Result<Ingested, FoldError> {
         event.validate()?;
         let config = self.config;
         // Look up before inserting: cloning a key costs atomic reference counting per event.
@@ -96,16 +166,21 @@ impl Ledger {
             if !self.phone_numbers.contains_key(&contact_key.phone_number_id) {
                 self.phone_numbers.insert(contact_key.phone_number_id.clone(), event.waba_id.clone());
             }
-            let waba_id = event.waba_id.clone();
+            let owner: Owner = (event.waba_id.clone(), contact_key);
             let ctx =
-                FoldContext { clock, catalog, rules: config.rules, waba_id: &waba_id, contact: &contact_key };
+                FoldContext { clock, catalog, rules: config.rules, waba_id: &owner.0, contact: &owner.1 };
             let mut diff = FactDiff::default();
-            if !contacts.contains_key(&contact_key) {
-                contacts.insert(contact_key.clone(), ContactLedger::default());
+            if !contacts.contains_key(&owner.1) {
+                let contact =
+                    match states.load(&owner.0, &owner.1).map_err(|e| FoldError::state(&owner, e))? {
+                        Some(stored) => ContactLedger::restore(stored.events, &stored.journal, &ctx),
+                        None => ContactLedger::default(),
+                    };
+                contacts.insert(owner.1.clone(), contact);
             }
-            let contact = contacts.get_mut(&contact_key).expect("inserted above");
+            let contact = contacts.get_mut(&owner.1).expect("inserted above");
             let ingested = contact.apply(event, &ctx, &mut diff);
-            settle(config.allowance_limit, &mut self.journal, &mut self.allowances, diff, out);
+            settle(config, &mut self.accounts, states, &mut self.allowances, &owner, diff, out)?;
             return Ok(ingested);
         }
 
@@ -142,7 +217,7 @@ impl Ledger {
         account_events.insert(event.event_id.clone(), event);
         if refold_all {
             // A late account fact is just another late event: re-fold every contact it touches.
-            refold_account(config, account, &waba_id, &mut self.journal, &mut self.allowances, out);
+            refold_account(config, &mut self.accounts, states, &waba_id, &mut self.allowances, out)?;
         }
         Ok(Ingested::Created)
     }
@@ -154,34 +229,52 @@ impl Ledger {
         let mut wabas: Vec<WabaId> = self.accounts.keys().cloned().collect();
         wabas.sort_unstable();
         for waba_id in wabas {
-            if let Some(account) = self.accounts.get_mut(&waba_id) {
-                refold_account(
-                    self.config,
-                    account,
-                    &waba_id,
-                    &mut self.journal,
-                    &mut self.allowances,
-                    &mut out,
-                );
-            }
+            refold_account(
+                self.config,
+                &mut self.accounts,
+                &mut InMemory,
+                &waba_id,
+                &mut self.allowances,
+                &mut out,
+            )
+            .expect("nothing is loaded from memory");
         }
         out
     }
 
     /// Eligibility of a pair at `at` (events with time ≤ `at`), with allowance use filled in.
     pub fn eligibility(&self, waba_id: &WabaId, contact: &ContactKey, at: Timestamp) -> Eligibility {
+        self.eligibility_of(waba_id, contact, None, at)
+    }
+
+    /// As [`Ledger::eligibility`] for a contact that is not in memory, from its stored state
+    /// (`None`: a contact nothing is stored for). A resident contact is answered from memory.
+    pub fn eligibility_of(
+        &self,
+        waba_id: &WabaId,
+        contact: &ContactKey,
+        stored: Option<StoredContact>,
+        at: Timestamp,
+    ) -> Eligibility {
         let empty = ContactLedger::default();
         let fallback;
-        let (clock, catalog, ledger) = match self.accounts.get(waba_id) {
-            Some(account) => {
-                (&account.clock, &account.catalog, account.contacts.get(contact).unwrap_or(&empty))
-            }
+        let (clock, catalog, resident) = match self.accounts.get(waba_id) {
+            Some(account) => (&account.clock, &account.catalog, account.contacts.get(contact)),
             None => {
                 fallback = Account::new();
-                (&fallback.clock, &fallback.catalog, &empty)
+                (&fallback.clock, &fallback.catalog, None)
             }
         };
         let ctx = FoldContext { clock, catalog, rules: self.config.rules, waba_id, contact };
+        let loaded;
+        let ledger = match (resident, stored) {
+            (Some(resident), _) => resident,
+            (None, Some(stored)) => {
+                loaded = ContactLedger::restore(stored.events, &stored.journal, &ctx);
+                &loaded
+            }
+            (None, None) => &empty,
+        };
         let mut answer = ledger.eligibility(&ctx, at);
         for preview in
             [&mut answer.free_form, &mut answer.marketing, &mut answer.utility, &mut answer.authentication]
@@ -199,7 +292,12 @@ impl Ledger {
     /// The entries standing after netting reversals, sorted by instant (a conversation before
     /// the message that opened it), then id, for stable output.
     pub fn live_entries(&self) -> Vec<Entry> {
-        let mut entries: Vec<Entry> = self.journal.live_entries().collect();
+        let mut entries: Vec<Entry> = self
+            .accounts
+            .values()
+            .flat_map(|account| account.contacts.values())
+            .flat_map(|contact| contact.journal.live_entries())
+            .collect();
         entries.sort_by_key(|e| (e.fact.at(), matches!(&*e.fact, Fact::MessageBilled(_)), e.id));
         entries
     }
@@ -211,17 +309,29 @@ impl Ledger {
     /// log) grants its own first `limit` claims. The account's true free claims are the earliest
     /// `limit` of the union of the parts' grants: a claim among the account's first `limit` is
     /// among its own part's first `limit`. [`FreeGrant`] carries what such a merge needs.
-    pub fn free_grants(&self, waba_id: &WabaId, month: LocalMonth) -> Vec<FreeGrant> {
+    ///
+    /// `stored(waba, contact, fact)` gives the standing posting of a fact whose contact is not
+    /// in memory.
+    pub fn free_grants(
+        &self,
+        waba_id: &WabaId,
+        month: LocalMonth,
+        stored: &mut dyn FnMut(&WabaId, &ContactKey, FactId) -> Option<Entry>,
+    ) -> Vec<FreeGrant> {
         let mut grants = Vec::new();
         for (pool, allowance) in &self.allowances {
             if pool.month != month {
                 continue;
             }
-            for &(at, fact_id) in allowance.free() {
-                let Some(posted) = self.journal.live_entry(fact_id) else { continue };
-                if posted.fact.context().waba_id != *waba_id {
+            for (&(at, fact_id), owner) in allowance.free() {
+                if owner.0 != *waba_id {
                     break; // A pool belongs to one account (a WABA, or one of its numbers).
                 }
+                let posted = match self.journal_of(owner) {
+                    Some(journal) => journal.live_entry(fact_id),
+                    None => stored(&owner.0, &owner.1, fact_id),
+                };
+                let Some(posted) = posted else { continue };
                 // As `resolve` decides a claim outside the allowance.
                 let if_billable = posted.with_resolution(Resolution::of(posted.fact.charge(), false));
                 grants.push(FreeGrant {
@@ -256,43 +366,113 @@ impl Ledger {
     pub fn contact(&self, waba_id: &WabaId, contact: &ContactKey) -> Option<&ContactLedger> {
         self.accounts.get(waba_id)?.contacts.get(contact)
     }
+
+    /// Drops a contact from memory (its state must be stored first: see [`ContactStates`]).
+    /// Its claims stay in the account's allowances, which are the account's, not the
+    /// contact's.
+    pub fn evict(&mut self, waba_id: &WabaId, contact: &ContactKey) -> bool {
+        self.accounts.get_mut(waba_id).is_some_and(|account| account.contacts.remove(contact).is_some())
+    }
+
+    /// Drops every contact from memory (all stored: see [`ContactStates`]).
+    pub fn evict_all_contacts(&mut self) {
+        for account in self.accounts.values_mut() {
+            account.contacts.clear();
+        }
+    }
+
+    /// Contacts held in memory.
+    pub fn resident_contacts(&self) -> usize {
+        self.accounts.values().map(|account| account.contacts.len()).sum()
+    }
+
+    fn journal_of(&self, (waba_id, contact): &Owner) -> Option<&Journal> {
+        Some(&self.contact(waba_id, contact)?.journal)
+    }
 }
 
 fn refold_account(
     config: LedgerConfig,
-    account: &mut Account,
+    accounts: &mut foldhash::HashMap<WabaId, Account>,
+    states: &mut dyn ContactStates,
     waba_id: &WabaId,
-    journal: &mut Journal,
     allowances: &mut foldhash::HashMap<AllowancePool, Allowance>,
     out: &mut Vec<Entry>,
-) {
-    let Account { clock, catalog, contacts, .. } = account;
-    let mut keys: Vec<ContactKey> = contacts.keys().cloned().collect();
+) -> Result<(), FoldError> {
+    let Some(account) = accounts.get(waba_id) else { return Ok(()) };
+    let mut keys: Vec<ContactKey> = account.contacts.keys().cloned().collect();
+    let stored = states.contacts_of(waba_id).map_err(|e| FoldError::State {
+        waba_id: waba_id.clone(),
+        phone_number_id: String::new(),
+        user_id: String::new(),
+        reason: e.to_string(),
+    })?;
+    keys.extend(stored);
     keys.sort_unstable();
+    keys.dedup();
     for key in keys {
-        let ctx = FoldContext { clock, catalog, rules: config.rules, waba_id, contact: &key };
+        let owner = (waba_id.clone(), key);
+        make_resident(config, accounts, states, &owner)?;
+        let Some(account) = accounts.get_mut(waba_id) else { return Ok(()) };
+        let Account { clock, catalog, contacts, .. } = account;
+        let ctx = FoldContext { clock, catalog, rules: config.rules, waba_id, contact: &owner.1 };
         let mut diff = FactDiff::default();
-        if let Some(contact) = contacts.get_mut(&key) {
+        if let Some(contact) = contacts.get_mut(&owner.1) {
             contact.refold(&ctx, &mut diff);
         }
-        settle(config.allowance_limit, journal, allowances, diff, out);
+        settle(config, accounts, states, allowances, &owner, diff, out)?;
     }
+    Ok(())
 }
 
-/// Turns a contact's fact changes into journal entries, moving allowance grants as needed.
+/// Brings `owner` into memory from `states` if it is stored and not resident; false if it
+/// is neither.
+fn make_resident(
+    config: LedgerConfig,
+    accounts: &mut foldhash::HashMap<WabaId, Account>,
+    states: &mut dyn ContactStates,
+    owner: &Owner,
+) -> Result<bool, FoldError> {
+    let Some(account) = accounts.get_mut(&owner.0) else { return Ok(false) };
+    if account.contacts.contains_key(&owner.1) {
+        return Ok(true);
+    }
+    let Some(stored) = states.load(&owner.0, &owner.1).map_err(|e| FoldError::state(owner, e))? else {
+        return Ok(false);
+    };
+    let Account { clock, catalog, contacts, .. } = account;
+    let ctx = FoldContext { clock, catalog, rules: config.rules, waba_id: &owner.0, contact: &owner.1 };
+    let contact = ContactLedger::restore(stored.events, &stored.journal, &ctx);
+    contacts.insert(owner.1.clone(), contact);
+    Ok(true)
+}
+
+fn journal_mut<'a>(
+    accounts: &'a mut foldhash::HashMap<WabaId, Account>,
+    (waba_id, contact): &Owner,
+) -> Option<&'a mut Journal> {
+    Some(&mut accounts.get_mut(waba_id)?.contacts.get_mut(contact)?.journal)
+}
+
+/// Turns `owner`'s fact changes into journal entries, moving allowance grants (and re-posting
+/// the facts of the contacts that own them, loaded from `states` if need be) as needed.
 fn settle(
-    allowance_limit: Option<usize>,
-    journal: &mut Journal,
+    config: LedgerConfig,
+    accounts: &mut foldhash::HashMap<WabaId, Account>,
+    states: &mut dyn ContactStates,
     allowances: &mut foldhash::HashMap<AllowancePool, Allowance>,
+    owner: &Owner,
     diff: FactDiff,
     out: &mut Vec<Entry>,
-) {
+) -> Result<(), FoldError> {
     if diff.is_empty() {
-        return;
+        return Ok(());
     }
-    let mut moved: Vec<FactId> = Vec::new();
+    let mut moved: Vec<(FactId, Owner)> = Vec::new();
     for (id, fact) in &diff.removed {
-        journal.reverse(*id, out);
+        if let Some(journal) = journal_mut(accounts, owner) {
+            journal.reverse(*id, out);
+        }
         if let Charge::Allowance(pool) = fact.charge() {
             if let Some(allowance) = allowances.get_mut(pool) {
                 moved.extend(allowance.remove((fact.at(), *id)));
@@ -301,16 +481,23 @@ fn settle(
     }
     for (id, fact) in &diff.added {
         if let Charge::Allowance(pool) = fact.charge() {
-            let limit = allowance_limit.unwrap_or(pool.kind.limit());
+            let limit = config.allowance_limit.unwrap_or(pool.kind.limit());
             let allowance = allowances.entry(pool.clone()).or_insert_with(|| Allowance::new(limit));
-            moved.extend(allowance.insert((fact.at(), *id), fact.quantity()));
+            moved.extend(allowance.insert((fact.at(), *id), fact.quantity(), owner));
         }
     }
     for (id, fact) in diff.added {
         let resolution = resolve(allowances, id, &fact);
-        journal.post(id, fact, resolution, out);
+        if let Some(journal) = journal_mut(accounts, owner) {
+            journal.post(id, fact, resolution, out);
+        }
     }
-    for id in moved {
+    for (id, who) in moved {
+        // The claim's owner may be stored but not in memory: its posting moves all the same.
+        if !make_resident(config, accounts, states, &who)? {
+            continue;
+        }
+        let Some(journal) = journal_mut(accounts, &who) else { continue };
         let Some((fact, posted)) = journal.live(id) else { continue };
         let fact = fact.clone();
         let resolution = resolve(allowances, id, &fact);
@@ -319,6 +506,7 @@ fn settle(
             journal.post(id, fact, resolution, out);
         }
     }
+    Ok(())
 }
 
 fn resolve(allowances: &foldhash::HashMap<AllowancePool, Allowance>, id: FactId, fact: &Fact) -> Resolution {

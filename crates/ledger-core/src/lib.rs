@@ -35,7 +35,9 @@ pub use event::{
 pub use explain::{explain, Explanation};
 pub use fact::{AllowanceKind, AllowancePool, Charge, Fact, FreeReason};
 pub use id::Id128;
-pub use journal::{Entry, EntryAction, Resolution};
-pub use ledger::{FreeGrant, Ledger, LedgerConfig};
+pub use journal::{Entry, EntryAction, Resolution, StoredJournal, StoredPosting};
+pub use ledger::{
+    ContactStates, FoldError, FreeGrant, InMemory, Ledger, LedgerConfig, StatesError, StoredContact,
+};
 pub use settings::{AllowanceScope, RuleSettings, SettingsError};
 pub use time::{LocalMonth, Timestamp};

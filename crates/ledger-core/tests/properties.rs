@@ -4,7 +4,9 @@
 //!
 //! - any permutation and any duplication of the events gives the same entries after netting;
 //! - the journal nets to exactly the live entries (nothing is edited in place);
-//! - re-folding every contact from scratch changes nothing (incremental = from scratch).
+//! - re-folding every contact from scratch changes nothing (incremental = from scratch);
+//! - evicting contacts to their stored state (events + postings) and loading them back when an
+//!   event, an allowance move or an account event needs them gives the very same journal.
 
 mod common;
 
@@ -13,8 +15,9 @@ use std::sync::Arc;
 
 use common::*;
 use ledger_core::{
-    DeliveryStatus, EntryAction, Event, Fact, Id128, Ledger, LedgerConfig, PricingModel, PricingType,
-    ReportedCategory, ReportedPricing, Resolution, SendContent, TemplateCategory, Timestamp,
+    ContactKey, ContactStates, DeliveryStatus, EntryAction, Event, Fact, Id128, Ingested, Ledger,
+    LedgerConfig, PricingModel, PricingType, ReportedCategory, ReportedPricing, Resolution, SendContent,
+    StatesError, StoredContact, StoredJournal, TemplateCategory, Timestamp, WabaId,
 };
 use proptest::prelude::*;
 
@@ -243,6 +246,76 @@ proptest! {
         let corrections = ledger.refold_all();
         prop_assert!(corrections.is_empty(), "re-fold changed {} entries", corrections.len());
         prop_assert_eq!(netted(&ledger), before);
+    }
+}
+
+/// Contacts evicted from the ledger, as a store keeps them: the events each accepted and, while
+/// it is out of memory, its journal.
+#[derive(Default)]
+struct EvictedStates {
+    events: HashMap<(WabaId, ContactKey), Vec<Event>>,
+    journals: HashMap<(WabaId, ContactKey), StoredJournal>,
+}
+
+impl ContactStates for EvictedStates {
+    fn load(&mut self, waba_id: &WabaId, contact: &ContactKey) -> Result<Option<StoredContact>, StatesError> {
+        let key = (waba_id.clone(), contact.clone());
+        Ok(self
+            .journals
+            .remove(&key)
+            .map(|journal| StoredContact { events: self.events[&key].clone(), journal }))
+    }
+
+    fn contacts_of(&mut self, waba_id: &WabaId) -> Result<Vec<ContactKey>, StatesError> {
+        Ok(self
+            .journals
+            .keys()
+            .filter(|(waba, _)| waba == waba_id)
+            .map(|(_, contact)| contact.clone())
+            .collect())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    #[test]
+    fn evicted_and_reloaded_contacts_give_the_same_journal(
+        history in history(),
+        seed in any::<u64>(),
+        evictions in any::<u64>(),
+    ) {
+        let mut events = history.events.clone();
+        shuffle(&mut events, seed);
+        let (reference, reference_journal) = fold(&events, history.limit);
+
+        let mut ledger = Ledger::new(config(history.limit));
+        let mut states = EvictedStates::default();
+        let mut journal = Vec::new();
+        let mut dice = evictions;
+        for event in &events {
+            let key = event.contact.clone().map(|c| (event.waba_id.clone(), c));
+            let ingested = ledger.apply_with(event.clone(), &mut states, &mut journal).expect("valid events");
+            if let (Ingested::Created, Some(key)) = (ingested, &key) {
+                states.events.entry(key.clone()).or_default().push(event.clone());
+            }
+            // Evict about half of the contacts in memory after every event.
+            let resident: Vec<(WabaId, ContactKey)> =
+                states.events.keys().filter(|(w, c)| ledger.contact(w, c).is_some()).cloned().collect();
+            for (waba_id, contact) in resident {
+                dice = dice.rotate_left(7) ^ 0x9E37_79B9_7F4A_7C15;
+                if dice % 2 == 0 {
+                    let stored = ledger.contact(&waba_id, &contact).expect("resident").stored_journal();
+                    prop_assert!(ledger.evict(&waba_id, &contact));
+                    states.journals.insert((waba_id, contact), stored);
+                }
+            }
+        }
+        prop_assert_eq!(journal, reference_journal);
+        // What is still out of memory was stored with the postings the reference holds.
+        for ((waba_id, contact), stored) in &states.journals {
+            prop_assert_eq!(reference.contact(waba_id, contact).map(|c| c.stored_journal()), Some(stored.clone()));
+        }
     }
 }
 

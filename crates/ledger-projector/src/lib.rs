@@ -12,22 +12,26 @@
 
 mod group;
 mod snapshot;
+mod states;
 
 use std::collections::HashSet;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use ledger_core::{
-    ContactKey, Entry, Event, EventKind, Fact, Ingested, Ledger, LedgerConfig, RuleSettings, WabaId,
+    ContactKey, Entry, Event, EventKind, Fact, FoldError, Ingested, Ledger, LedgerConfig, RuleSettings,
+    WabaId,
 };
 use ledger_log::{EventLog, LogError, StoredRecord};
-use ledger_store::{DeadLetter, Scope, StateBatch, Store, StoreError};
+use ledger_store::{ContactEvent, DeadLetter, Scope, StateBatch, Store, StoreError};
 
 pub use group::{
     partition_path, GroupMember, GroupOptions, OwnedPartition, Ownership, PricingFactory, RoundReport,
     DEFAULT_MAX_POLL_INTERVAL, PARTITION_CONSUMER,
 };
 pub use snapshot::{MessageSnapshot, TimelineSnapshot};
+pub use states::DEFAULT_STATE_CACHE_BYTES;
+use states::{ContactCache, StoreStates};
 
 /// Events folded per hold of the ledger's write lock. Eligibility queries read the same ledger;
 /// at 10-15 µs per event under load a hold of 256 events kept them waiting for milliseconds
@@ -49,6 +53,10 @@ pub enum ProjectorError {
     WriteThread(std::io::Error),
     #[error(transparent)]
     Rules(#[from] RulesError),
+    /// A stored contact state could not be read back: the store is damaged or was written by
+    /// a build that does not match this one.
+    #[error("contact state: {0}")]
+    ContactState(String),
     /// ARCHITECTURE decision 5: a stale or rewound position is refused loudly.
     #[error(
         "the state covers the log up to offset {stored}, but the log ends at {log_end}: the log is \
@@ -169,6 +177,9 @@ pub struct Projector {
     pricing: Box<dyn EntryPricing>,
     /// Asked when a write fails whether to try it again (see [`Projector::retry_writes`]).
     write_retry: Option<Box<WriteRetry>>,
+    /// The contacts in memory; `None` for a store whose contact states were not written from
+    /// its first record (older stores): everything stays in memory and no state is written.
+    cache: Option<ContactCache>,
 }
 
 /// Says, for a failed write of the state and how many attempts it took, whether to try the same
@@ -206,6 +217,20 @@ impl Projector {
         if log_end < resume_at {
             return Err(ProjectorError::LogBehindState { stored: resume_at, log_end });
         }
+        let states_kept = match store.contact_states_kept()? {
+            true => true,
+            false if resume_at == 0 && !store.is_read_only() => {
+                store.record_contact_states_kept()?;
+                true
+            }
+            false => {
+                tracing::warn!(
+                    "this state was folded before contact states were stored: every contact stays in \
+                     memory; re-fold it (--refold, or `ledger replay --into <dir>`) to bound memory"
+                );
+                false
+            }
+        };
         let mut projector = Projector {
             ledger: Arc::new(RwLock::new(Ledger::new(config))),
             store,
@@ -213,6 +238,7 @@ impl Projector {
             next_offset: 0,
             pricing,
             write_retry: None,
+            cache: states_kept.then(|| ContactCache::new(Some(DEFAULT_STATE_CACHE_BYTES))),
         };
         let mut records = Vec::new();
         while projector.next_offset < resume_at {
@@ -236,7 +262,19 @@ impl Projector {
             projector.next_offset = next;
             progress(next, resume_at);
         }
+        if projector.cache.is_some() {
+            // The store holds every contact as the prefix left it: they load when needed.
+            projector.ledger.write().unwrap_or_else(PoisonError::into_inner).evict_all_contacts();
+        }
         Ok(projector)
+    }
+
+    /// Bytes of contacts kept in memory in front of the store (default
+    /// [`DEFAULT_STATE_CACHE_BYTES`]).
+    pub fn set_state_cache(&mut self, bytes: usize) {
+        if let Some(cache) = &mut self.cache {
+            cache.set_budget(bytes);
+        }
     }
 
     pub fn ledger(&self) -> Arc<RwLock<Ledger>> {
@@ -293,13 +331,15 @@ impl Projector {
                 Some(retry) => &mut **retry,
                 None => &mut never,
             };
-        let mut writer = ChunkWriter { store: &self.store, consumer: &self.consumer, retry };
+        let committed = self.cache.as_ref().map(ContactCache::committed);
+        let mut writer = ChunkWriter { store: &self.store, consumer: &self.consumer, retry, committed };
         if records.len() <= PIPELINE_CHUNK {
-            let chunk = fold_chunk(&self.ledger, records, &mut report);
+            let chunk = fold_chunk(&self.ledger, &self.store, self.cache.as_mut(), records, &mut report)?;
             publish(&chunk.entries)?;
             writer.write(&mut *self.pricing, chunk)?;
         } else {
-            let (ledger, pricing) = (&self.ledger, &mut self.pricing);
+            let (ledger, pricing, store) = (&self.ledger, &mut self.pricing, &*self.store);
+            let mut cache = self.cache.as_mut();
             std::thread::scope(|scope| {
                 // One chunk waits while one is written: the fold runs at most a chunk ahead.
                 let (sender, receiver) = std::sync::mpsc::sync_channel::<FoldedChunk>(1);
@@ -315,7 +355,13 @@ impl Projector {
                     .map_err(ProjectorError::WriteThread)?;
                 let mut folded = Ok(());
                 for records in records.chunks(PIPELINE_CHUNK) {
-                    let chunk = fold_chunk(ledger, records, &mut report);
+                    let chunk = match fold_chunk(ledger, store, cache.as_deref_mut(), records, &mut report) {
+                        Ok(chunk) => chunk,
+                        Err(error) => {
+                            folded = Err(error);
+                            break;
+                        }
+                    };
                     if let Err(error) = publish(&chunk.entries) {
                         folded = Err(error);
                         break;
@@ -330,6 +376,10 @@ impl Projector {
             })?;
         }
         self.next_offset = report.next_offset;
+        if let Some(cache) = &mut self.cache {
+            // Every chunk's write landed: whatever is over budget can go.
+            cache.evict_over_budget(&mut self.ledger.write().unwrap_or_else(PoisonError::into_inner));
+        }
 
         metrics::counter!("ledger_projector_events_total").increment(report.records as u64);
         metrics::counter!("ledger_projector_entries_total").increment(report.entries as u64);
@@ -348,6 +398,8 @@ pub const PIPELINE_CHUNK: usize = 2048;
 /// What the fold of a chunk leaves for its write: the state puts, the journal entries still to
 /// be priced and indexed, and the refused records.
 struct FoldedChunk {
+    /// The chunk's number in the contact cache (0 without one).
+    number: u64,
     batch: StateBatch,
     entries: Vec<Entry>,
     refusals: Vec<(u64, String, Vec<u8>)>,
@@ -355,13 +407,22 @@ struct FoldedChunk {
 }
 
 /// Folds `records` into the ledger and collects what they change, except pricing (the
-/// writer's). Counts go into `report`.
-fn fold_chunk(ledger: &RwLock<Ledger>, records: &[StoredRecord], report: &mut BatchReport) -> FoldedChunk {
+/// writer's): the touched contacts' states, timelines and message states. Contacts not in
+/// memory are loaded from `store` through `cache`; after the chunk, the cache evicts what
+/// exceeds its budget. Counts go into `report`.
+fn fold_chunk(
+    ledger: &RwLock<Ledger>,
+    store: &Store,
+    mut cache: Option<&mut ContactCache>,
+    records: &[StoredRecord],
+    report: &mut BatchReport,
+) -> Result<FoldedChunk, ProjectorError> {
     let next_offset = records.last().map_or(0, |r| r.offset + 1);
     let mut refusals: Vec<(u64, String, Vec<u8>)> = Vec::new();
     let decoded = decode_all(records, &mut |record, reason| {
         refusals.push((record.offset, reason, record.payload.clone()));
     });
+    let number = cache.as_deref_mut().map_or(0, ContactCache::start_chunk);
     let mut batch = StateBatch::default();
     let mut entries: Vec<Entry> = Vec::new();
     let mut touched_contacts: HashSet<(WabaId, ContactKey)> = HashSet::new();
@@ -378,11 +439,25 @@ fn fold_chunk(ledger: &RwLock<Ledger>, records: &[StoredRecord], report: &mut Ba
             let contact = event.contact.clone().map(|c| (event.waba_id.clone(), c));
             let message = message_of(&event.kind).cloned();
             let refolds_account = refolds_account(&event.kind).then(|| event.waba_id.clone());
-            match ledger.apply(event, &mut entries) {
+            let entries_before = entries.len();
+            let applied = match cache.as_deref_mut() {
+                Some(cache) => ledger.apply_with(event, &mut StoreStates { store, cache }, &mut entries),
+                None => ledger.apply(event, &mut entries).map_err(FoldError::Refused),
+            };
+            // The contacts whose postings moved (allowance claims crossing the boundary).
+            for entry in &entries[entries_before..] {
+                let context = entry.fact.context();
+                touched_contacts.insert((context.waba_id.clone(), context.contact.clone()));
+            }
+            match applied {
                 Ok(Ingested::Created) => {
                     report.created += 1;
                     batch.put_event(&scope, event_time.0, event_id.as_str(), &record.payload);
                     if let Some((waba_id, contact)) = contact {
+                        if let Some(cache) = cache.as_deref_mut() {
+                            let key = (waba_id.clone(), contact.clone());
+                            cache.push(&key, ContactEvent { offset, payload: record.payload.clone() });
+                        }
                         if let Some(message) = message {
                             touched_messages.insert((waba_id.clone(), contact.clone(), message));
                         }
@@ -403,16 +478,20 @@ fn fold_chunk(ledger: &RwLock<Ledger>, records: &[StoredRecord], report: &mut Ba
                         format!("event {event_id} arrived again with a different {field}; the first is kept");
                     refusals.push((offset, reason, record.payload.clone()));
                 }
-                Err(error) => {
+                Err(FoldError::Refused(error)) => {
                     let reason = format!("event {event_id} refused by the fold: {error}");
                     refusals.push((offset, reason, record.payload.clone()));
+                }
+                Err(error @ FoldError::State { .. }) => {
+                    return Err(ProjectorError::ContactState(error.to_string()))
                 }
             }
         }
     }
 
-    let ledger = ledger.read().unwrap_or_else(PoisonError::into_inner);
-    for (waba_id, contact) in &touched_contacts {
+    let mut ledger = ledger.write().unwrap_or_else(PoisonError::into_inner);
+    for key in &touched_contacts {
+        let (waba_id, contact) = key;
         if let Some(snapshot) = TimelineSnapshot::of(&ledger, waba_id, contact) {
             batch.put_timeline(
                 waba_id.as_str(),
@@ -421,16 +500,25 @@ fn fold_chunk(ledger: &RwLock<Ledger>, records: &[StoredRecord], report: &mut Ba
                 &snapshot.to_json(),
             );
         }
+        if let Some(cache) = cache.as_deref_mut() {
+            cache.touch(key);
+            if let Some(state) = cache.state_of(&ledger, key) {
+                batch.put_contact_state(waba_id.as_str(), &contact.phone_number_id, &contact.user_id, &state);
+            }
+        }
     }
     for (waba_id, contact, message_id) in &touched_messages {
         let snapshot = MessageSnapshot::of(&ledger, waba_id, contact, message_id);
         let pair = (&*contact.phone_number_id, &*contact.user_id);
         batch.put_message(waba_id.as_str(), pair, message_id.as_str(), &snapshot.to_json());
     }
+    if let Some(cache) = cache {
+        cache.evict_over_budget(&mut ledger);
+    }
     report.conflicts += conflicts;
     report.refused += refusals.len() - conflicts;
     report.entries += entries.len();
-    FoldedChunk { batch, entries, refusals, next_offset }
+    Ok(FoldedChunk { number, batch, entries, refusals, next_offset })
 }
 
 /// Prices and indexes a folded chunk's entries, writes the chunk with its offset, then keeps
@@ -439,11 +527,13 @@ struct ChunkWriter<'a> {
     store: &'a Store,
     consumer: &'a str,
     retry: &'a mut (dyn FnMut(&ledger_store::StoreError, u32) -> bool + Send),
+    /// Where the contact cache learns which chunk's write landed last.
+    committed: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl ChunkWriter<'_> {
     fn write(&mut self, pricing: &mut dyn EntryPricing, chunk: FoldedChunk) -> Result<(), ProjectorError> {
-        let FoldedChunk { mut batch, entries, refusals, next_offset } = chunk;
+        let FoldedChunk { number, mut batch, entries, refusals, next_offset } = chunk;
         for entry in &entries {
             batch.put_entry(entry, &pricing.markets(entry));
             for priced in pricing.price(entry) {
@@ -451,6 +541,9 @@ impl ChunkWriter<'_> {
             }
         }
         self.store.commit_retrying(batch, self.consumer, next_offset, self.retry)?;
+        if let Some(committed) = &self.committed {
+            committed.store(number, std::sync::atomic::Ordering::Release);
+        }
         for (offset, reason, payload) in refusals {
             let content_type = Some("application/x-protobuf; message=ledger.v1.Event");
             let letter = DeadLetter::new(format!("log offset {offset}"), 0, reason, content_type, &payload);

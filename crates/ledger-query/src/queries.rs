@@ -441,7 +441,27 @@ impl Queries {
         let month = parse_month(month)?;
         let grants = {
             let ledger = self.ledger()?.read().unwrap_or_else(PoisonError::into_inner);
-            ledger.free_grants(&WabaId::from(waba_id), month)
+            // A grant whose contact is not in memory: its posting as the contact's state stored it.
+            let mut failed = None;
+            let mut stored = |waba_id: &WabaId, contact: &ContactKey, fact_id: u128| {
+                let read =
+                    self.store.contact_state(waba_id.as_str(), &contact.phone_number_id, &contact.user_id);
+                match read {
+                    Ok(state) => {
+                        let posting = state?.journal.postings.into_iter().find(|p| p.fact.id() == fact_id)?;
+                        Some(posting.entry())
+                    }
+                    Err(error) => {
+                        failed = Some(error);
+                        None
+                    }
+                }
+            };
+            let grants = ledger.free_grants(&WabaId::from(waba_id), month, &mut stored);
+            if let Some(error) = failed {
+                return Err(error.into());
+            }
+            grants
         };
         let pricer = Pricer::new(self.pricing.clone());
         Ok(grants
@@ -462,6 +482,23 @@ impl Queries {
                 }
             })
             .collect())
+    }
+
+    /// A contact's stored fold state, decoded.
+    fn stored_contact(
+        &self,
+        waba_id: &WabaId,
+        contact: &ContactKey,
+    ) -> Result<Option<ledger_core::StoredContact>, QueryError> {
+        let Some(state) =
+            self.store.contact_state(waba_id.as_str(), &contact.phone_number_id, &contact.user_id)?
+        else {
+            return Ok(None);
+        };
+        let stored = state
+            .to_stored()
+            .map_err(|e| StoreError::Value { family: ledger_store::CONTACTS, reason: e.to_string() })?;
+        Ok(Some(stored))
     }
 
     pub fn set_ledger(&self, ledger: Arc<RwLock<Ledger>>) {
@@ -515,8 +552,22 @@ impl Queries {
     ) -> Result<PricedEligibility, QueryError> {
         let waba_id = self.waba_of(phone_number_id, waba_id)?;
         let contact = ContactKey::new(phone_number_id, user_id);
-        let answer =
-            self.ledger()?.read().unwrap_or_else(PoisonError::into_inner).eligibility(&waba_id, &contact, at);
+        let ledger = self.ledger()?;
+        let resident = {
+            let ledger = ledger.read().unwrap_or_else(PoisonError::into_inner);
+            ledger.contact(&waba_id, &contact).is_some().then(|| ledger.eligibility(&waba_id, &contact, at))
+        };
+        let answer = match resident {
+            Some(answer) => answer,
+            None => {
+                // Not in memory: its stored state, read without holding the projector's lock.
+                let stored = self.stored_contact(&waba_id, &contact)?;
+                ledger
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .eligibility_of(&waba_id, &contact, stored, at)
+            }
+        };
         Ok(self.pricing.price_eligibility(waba_id.as_str(), user_id, answer))
     }
 

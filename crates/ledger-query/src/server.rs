@@ -30,6 +30,8 @@ pub struct ServeConfig {
     pub ledger: LedgerConfig,
     /// Most log records one projector batch takes.
     pub batch_size: usize,
+    /// Bytes of contacts the projector keeps in memory in front of their stored states.
+    pub state_cache_bytes: usize,
     /// Rate cards, markets and business settings.
     pub pricing: Arc<Pricing>,
     /// API tokens and their scopes (none: queries only from loopback).
@@ -63,6 +65,7 @@ impl ServeConfig {
             limits: Limits::default(),
             ledger: LedgerConfig::default(),
             batch_size: DEFAULT_BATCH_SIZE,
+            state_cache_bytes: ledger_projector::DEFAULT_STATE_CACHE_BYTES,
             pricing: Arc::new(Pricing::bundled()),
             access: Access::default(),
             connections: ConnectionLimits::default(),
@@ -124,11 +127,11 @@ pub async fn serve_on(
     let projector_thread = {
         let (log, store, stop) = (log.clone(), store.clone(), stop.clone());
         let queries = queries.clone();
-        let (ledger_config, batch_size) = (config.ledger, config.batch_size);
+        let (ledger_config, batch_size, cache) = (config.ledger, config.batch_size, config.state_cache_bytes);
         let pricing = crate::billing::projection_pricing(config.pricing.clone());
         std::thread::Builder::new().name("projector".into()).spawn(move || {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_projector(&*log, store, ledger_config, pricing, batch_size, &stop, &queries)
+                run_projector(&*log, store, ledger_config, pricing, (batch_size, cache), &stop, &queries)
             }));
             // A projector that stops before it is told to leaves HTTP answering from frozen state:
             // exit instead, so a supervisor restarts the process (nothing acknowledged is lost;
@@ -165,13 +168,14 @@ fn run_projector(
     store: Arc<Store>,
     config: LedgerConfig,
     pricing: Box<dyn ledger_projector::EntryPricing>,
-    batch_size: usize,
+    (batch_size, state_cache_bytes): (usize, usize),
     stop: &Arc<AtomicBool>,
     queries: &Queries,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut projector = Projector::resume(log, store, PROJECTOR, config, pricing, &mut |_, _| {})
         .context("loading projector state from the log")?;
+    projector.set_state_cache(state_cache_bytes);
     // A write that fails (a full disk) is tried again until it lands; meanwhile `/readyz`
     // says why the answers are not current, and the process stays up to take webhooks.
     let health = queries.health().clone();

@@ -102,6 +102,25 @@ pub fn contact_prefix(waba_id: &str, phone_number_id: &str, user_id: &str) -> Ve
     out
 }
 
+/// Prefix of the keys of every contact of one account.
+pub fn contact_account_prefix(waba_id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(3 + waba_id.len());
+    out.push(CONTACT);
+    put_text(&mut out, waba_id);
+    out
+}
+
+/// The (WABA id, phone number id, user id) a [`contact_prefix`] key names.
+pub fn parse_contact_prefix(key: &[u8]) -> Result<(String, String, String), KeyError> {
+    let mut reader = Reader { bytes: key, what: "contact" };
+    if reader.take(1)? != [CONTACT] {
+        return reader.fail("not a contact key");
+    }
+    let parsed = (reader.text()?, reader.text()?, reader.text()?);
+    reader.done()?;
+    Ok(parsed)
+}
+
 /// Prefix of every key of one account's own scope.
 pub fn account_prefix(waba_id: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(3 + waba_id.len());
@@ -231,6 +250,9 @@ pub fn decode_message_key(key: &[u8]) -> Result<(Scope, String), KeyError> {
 /// `offsets` family: the rule settings the state was folded under, beside the consumers'
 /// positions. Consumer names are printable, so a leading zero byte never collides with one.
 pub const RULE_SETTINGS_KEY: &[u8] = b"\x00rule_settings";
+
+/// Present in `offsets` when the contact stage wrote every contact's state from the first record.
+pub const CONTACT_STATES_KEY: &[u8] = b"\x00contact_states";
 
 /// `dead_letters` family: receive instant, then a sequence number unique within the process
 /// run and the instant, so letters list in arrival order.

@@ -5,6 +5,7 @@
 //! | family | key | value |
 //! | --- | --- | --- |
 //! | `events` | scope, event time, event id | encoded `ledger.v1.Event` (contact event history) |
+//! | `contacts` | contact | the contact's fold state, `ledger.v1.ContactState` ([`contact_state`]) |
 //! | `timelines` | contact | timeline snapshot (JSON) |
 //! | `messages` | contact, message id | merged message state (JSON) |
 //! | `entries` | entry id | encoded `ledger.v1.Entry` (the append-only journal) |
@@ -13,11 +14,13 @@
 //! | `billing` | account, month, priced line (pricing's encoding) | i64 count, merged by addition |
 //! | `offsets` | consumer name | next log offset to project |
 //! | `offsets` | `\0rule_settings` | the rule settings the state was folded under (canonical JSON) |
+//! | `offsets` | `\0contact_states` | present when contact states were written from the first record |
 //! | `dead_letters` | receive instant, sequence | refused input with its reason (JSON) |
 //!
 //! Snapshots and message states are JSON: they are derived views, read by the query API as
 //! they are; the facts of record (events, entries) are protobuf.
 
+pub mod contact_state;
 pub mod keys;
 
 use std::collections::HashMap;
@@ -31,9 +34,11 @@ use rocksdb::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use contact_state::{ContactEvent, ContactState, ContactStateError};
 pub use keys::{KeyError, Scope, UsageKey};
 
 pub const EVENTS: &str = "events";
+pub const CONTACTS: &str = "contacts";
 pub const TIMELINES: &str = "timelines";
 pub const MESSAGES: &str = "messages";
 pub const ENTRIES: &str = "entries";
@@ -46,8 +51,8 @@ pub use dead_letters::DeadLetterCaps;
 
 pub const DEAD_LETTERS: &str = "dead_letters";
 
-const FAMILIES: [&str; 9] =
-    [EVENTS, TIMELINES, MESSAGES, ENTRIES, ENTRY_INDEX, USAGE, BILLING, OFFSETS, DEAD_LETTERS];
+const FAMILIES: [&str; 10] =
+    [EVENTS, CONTACTS, TIMELINES, MESSAGES, ENTRIES, ENTRY_INDEX, USAGE, BILLING, OFFSETS, DEAD_LETTERS];
 
 /// Families earlier versions wrote that nothing reads any more: dropped when a store is opened
 /// for writing. `dedupe` (event id → offset) duplicated what the log's own index answers.
@@ -136,7 +141,7 @@ fn family_options(name: &str) -> Options {
     if name == USAGE || name == BILLING {
         options.set_merge_operator_associative("add_i64", add_counts);
     }
-    if name == TIMELINES || name == MESSAGES || name == ENTRIES {
+    if name == CONTACTS || name == TIMELINES || name == MESSAGES || name == ENTRIES {
         // Point lookups: a bloom filter spares reads of keys that are not there.
         let mut table = BlockBasedOptions::default();
         table.set_bloom_filter(10.0, false);
@@ -310,6 +315,25 @@ impl Store {
     }
 
     /// Records the rule settings of a store before anything is folded into it. Synced.
+    /// Whether every contact's fold state was written since the store's first record (the
+    /// contact stage may then evict contacts and load them back).
+    pub fn contact_states_kept(&self) -> Result<bool, StoreError> {
+        Ok(self.db.get_pinned_cf(self.cf(OFFSETS), keys::CONTACT_STATES_KEY)?.is_some())
+    }
+
+    /// Records, before the first record is projected, that contact states are written.
+    pub fn record_contact_states_kept(&self) -> Result<(), StoreError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.put_cf_opt(
+            self.cf(OFFSETS),
+            keys::CONTACT_STATES_KEY,
+            [contact_state::CONTACT_STATE_VERSION as u8],
+            &options,
+        )?;
+        Ok(())
+    }
+
     pub fn record_rule_settings(&self, settings: &RuleSettings) -> Result<(), StoreError> {
         let mut options = WriteOptions::default();
         options.set_sync(true);
@@ -386,6 +410,37 @@ impl Store {
     /// The encoded events of one scope in event-time order.
     pub fn events(&self, scope: &Scope) -> Result<Vec<Vec<u8>>, StoreError> {
         self.scan(EVENTS, &keys::scope_prefix(scope), usize::MAX, |_, value| Ok(value.to_vec()))
+    }
+
+    /// A contact's stored fold state, if it has one.
+    pub fn contact_state(
+        &self,
+        waba_id: &str,
+        phone_number_id: &str,
+        user_id: &str,
+    ) -> Result<Option<ContactState>, StoreError> {
+        let key = keys::contact_prefix(waba_id, phone_number_id, user_id);
+        let Some(bytes) = self.db.get_pinned_cf(self.cf(CONTACTS), key)? else { return Ok(None) };
+        let state = contact_state::decode(&bytes)
+            .map_err(|e| StoreError::Value { family: CONTACTS, reason: e.to_string() })?;
+        Ok(Some(state))
+    }
+
+    /// The contacts of an account that have a stored state, as (phone number id, user id),
+    /// in key order.
+    pub fn contacts_of(&self, waba_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let prefix = keys::contact_account_prefix(waba_id);
+        let mut out = Vec::new();
+        let mode = IteratorMode::From(&prefix, Direction::Forward);
+        for item in self.db.iterator_cf(self.cf(CONTACTS), mode) {
+            let (key, _) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let (_, phone_number_id, user_id) = keys::parse_contact_prefix(&key)?;
+            out.push((phone_number_id, user_id));
+        }
+        Ok(out)
     }
 
     pub fn timeline(
@@ -716,6 +771,7 @@ impl std::fmt::Debug for StateBatch {
 #[derive(Clone, Copy)]
 enum Family {
     Events,
+    Contacts,
     Timelines,
     Messages,
     Entries,
@@ -726,6 +782,7 @@ impl Family {
     fn name(self) -> &'static str {
         match self {
             Family::Events => EVENTS,
+            Family::Contacts => CONTACTS,
             Family::Timelines => TIMELINES,
             Family::Messages => MESSAGES,
             Family::Entries => ENTRIES,
@@ -788,6 +845,18 @@ impl SortedPuts {
 impl StateBatch {
     pub fn put_event(&mut self, scope: &Scope, event_time: i64, event_id: &str, encoded: &[u8]) {
         self.puts.put(Family::Events, &keys::event_key(scope, event_time, event_id), encoded);
+    }
+
+    /// A contact's fold state, replacing what was stored ([`contact_state::encode`]).
+    pub fn put_contact_state(
+        &mut self,
+        waba_id: &str,
+        phone_number_id: &str,
+        user_id: &str,
+        state: &ContactState,
+    ) {
+        let key = keys::contact_prefix(waba_id, phone_number_id, user_id);
+        self.puts.put(Family::Contacts, &key, &contact_state::encode(state));
     }
 
     pub fn put_timeline(&mut self, waba_id: &str, phone_number_id: &str, user_id: &str, snapshot: &[u8]) {

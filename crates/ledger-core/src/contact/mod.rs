@@ -19,6 +19,7 @@ use crate::category::{MessageClass, PricingCategory, PricingModel, TemplateCateg
 use crate::era::Era;
 use crate::event::{EntryPoint, Event, EventFingerprint, EventId, EventKind, MessageId};
 use crate::fact::{Charge, ClassSource, Classification, Fact, FactId};
+use crate::journal::{Journal, StoredJournal};
 use crate::rules::{Rule, RulePath};
 use crate::time::Timestamp;
 
@@ -78,9 +79,35 @@ pub struct ContactLedger {
     state: PairState,
     last: Option<OccurrenceKey>,
     facts: Vec<(FactId, Arc<Fact>)>,
+    /// The postings of this contact's facts: the ledger's journal, kept with the contact so a
+    /// contact's state is one value (its events and its postings).
+    pub(crate) journal: Journal,
 }
 
 impl ContactLedger {
+    /// The contact a stored state describes: its events folded again (no entries come out)
+    /// under the account's context, its conclusions those it posted. Where the context
+    /// changed since (an account event loads the account's contacts to re-fold them), the next
+    /// re-fold reverses what was posted, as it would have in memory.
+    pub fn restore(events: Vec<Event>, journal: &StoredJournal, ctx: &FoldContext<'_>) -> ContactLedger {
+        let mut events = events;
+        // Any order folds to the same state; time order takes the incremental path.
+        events.sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
+        let mut contact = ContactLedger::default();
+        let mut ignored = FactDiff::default();
+        for event in events {
+            contact.apply(event, ctx, &mut ignored);
+        }
+        contact.facts = journal.postings.iter().map(|p| (p.fact.id(), Arc::clone(&p.fact))).collect();
+        contact.journal = Journal::restore(journal);
+        contact
+    }
+
+    /// The postings to store with the contact's events.
+    pub fn stored_journal(&self) -> StoredJournal {
+        self.journal.stored(&self.facts)
+    }
+
     /// The time of the latest event folded in (events are ordered by time, not arrival).
     pub fn latest_event_time(&self) -> Option<Timestamp> {
         self.last.as_ref().map(|key| key.at)
