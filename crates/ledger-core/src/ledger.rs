@@ -79,18 +79,15 @@ impl ContactStates for InMemory {
 pub enum FoldError {
     #[error(transparent)]
     Refused(#[from] EventError),
-    #[error("loading contact {waba_id}/{phone_number_id}/{user_id}: {reason}")]
-    State { waba_id: WabaId, phone_number_id: String, user_id: String, reason: String },
+    /// `what`: the contact loaded (`waba/phone number/user`), or the account listed.
+    #[error("loading {what}: {reason}")]
+    State { what: String, reason: String },
 }
 
 impl FoldError {
     fn state(owner: &Owner, reason: impl std::fmt::Display) -> FoldError {
-        FoldError::State {
-            waba_id: owner.0.clone(),
-            phone_number_id: owner.1.phone_number_id.to_string(),
-            user_id: owner.1.user_id.to_string(),
-            reason: reason.to_string(),
-        }
+        let what = format!("contact {}/{}/{}", owner.0, owner.1.phone_number_id, owner.1.user_id);
+        FoldError::State { what, reason: reason.to_string() }
     }
 }
 
@@ -159,31 +156,28 @@ impl Ledger {
         if !self.accounts.contains_key(&event.waba_id) {
             self.accounts.insert(event.waba_id.clone(), Account::new());
         }
-        let account = self.accounts.get_mut(&event.waba_id).expect("inserted above");
-        let Account { clock, catalog, contacts, account_events, settings } = account;
-
         if let Some(contact_key) = event.contact.clone() {
             if !self.phone_numbers.contains_key(&contact_key.phone_number_id) {
                 self.phone_numbers.insert(contact_key.phone_number_id.clone(), event.waba_id.clone());
             }
             let owner: Owner = (event.waba_id.clone(), contact_key);
+            let stored = make_resident(config, &mut self.accounts, states, &owner)?;
+            let Account { clock, catalog, contacts, .. } =
+                self.accounts.get_mut(&owner.0).expect("inserted above");
+            if !stored {
+                contacts.insert(owner.1.clone(), ContactLedger::default());
+            }
             let ctx =
                 FoldContext { clock, catalog, rules: config.rules, waba_id: &owner.0, contact: &owner.1 };
             let mut diff = FactDiff::default();
-            if !contacts.contains_key(&owner.1) {
-                let contact =
-                    match states.load(&owner.0, &owner.1).map_err(|e| FoldError::state(&owner, e))? {
-                        Some(stored) => ContactLedger::restore(stored.events, &stored.journal, &ctx),
-                        None => ContactLedger::default(),
-                    };
-                contacts.insert(owner.1.clone(), contact);
-            }
-            let contact = contacts.get_mut(&owner.1).expect("inserted above");
+            let contact = contacts.get_mut(&owner.1).expect("resident or inserted above");
             let ingested = contact.apply(event, &ctx, &mut diff);
             settle(config, &mut self.accounts, states, &mut self.allowances, &owner, diff, out)?;
             return Ok(ingested);
         }
 
+        let account = self.accounts.get_mut(&event.waba_id).expect("inserted above");
+        let Account { clock, catalog, account_events, settings, .. } = account;
         if let Some(existing) = account_events.get(&event.event_id) {
             return Ok(match existing.first_difference(&event) {
                 None => Ingested::Exists,
@@ -402,9 +396,7 @@ fn refold_account(
     let Some(account) = accounts.get(waba_id) else { return Ok(()) };
     let mut keys: Vec<ContactKey> = account.contacts.keys().cloned().collect();
     let stored = states.contacts_of(waba_id).map_err(|e| FoldError::State {
-        waba_id: waba_id.clone(),
-        phone_number_id: String::new(),
-        user_id: String::new(),
+        what: format!("the contacts of account {waba_id}"),
         reason: e.to_string(),
     })?;
     keys.extend(stored);
@@ -425,8 +417,8 @@ fn refold_account(
     Ok(())
 }
 
-/// Brings `owner` into memory from `states` if it is stored and not resident; false if it
-/// is neither.
+/// Brings `owner` into memory from `states` if it is stored and not resident; true if it is
+/// in memory now, false if it is neither resident nor stored.
 fn make_resident(
     config: LedgerConfig,
     accounts: &mut foldhash::HashMap<WabaId, Account>,

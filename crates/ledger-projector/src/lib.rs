@@ -502,9 +502,7 @@ fn fold_chunk(
         }
         if let Some(cache) = cache.as_deref_mut() {
             cache.touch(key);
-            if let Some(state) = cache.state_of(&ledger, key) {
-                batch.put_contact_state(waba_id.as_str(), &contact.phone_number_id, &contact.user_id, &state);
-            }
+            cache.put_state(&mut batch, &ledger, key);
         }
     }
     for (waba_id, contact, message_id) in &touched_messages {

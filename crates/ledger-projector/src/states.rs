@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ledger_core::{ContactKey, ContactStates, Ledger, StatesError, StoredContact, WabaId};
-use ledger_store::{ContactEvent, ContactState, Store};
+use ledger_store::{ContactEvent, StateBatch, Store};
 
 /// Default budget of the contacts kept in memory (`--state-cache-mb`).
 pub const DEFAULT_STATE_CACHE_BYTES: usize = 256 << 20;
@@ -92,11 +92,13 @@ impl ContactCache {
         }
     }
 
-    /// The state to store for a resident contact.
-    pub fn state_of(&self, ledger: &Ledger, key: &Key) -> Option<ContactState> {
-        let contact = ledger.contact(&key.0, &key.1)?;
-        let events = self.contacts.get(key).map(|c| c.events.clone()).unwrap_or_default();
-        Some(ContactState { events, journal: contact.stored_journal() })
+    /// Puts a resident contact's state into `batch` (nothing for one not in memory).
+    pub fn put_state(&self, batch: &mut StateBatch, ledger: &Ledger, key: &Key) {
+        let (waba_id, contact) = key;
+        let Some(folded) = ledger.contact(waba_id, contact) else { return };
+        let events = self.contacts.get(key).map_or(&[][..], |c| &c.events);
+        let key = (waba_id.as_str(), &*contact.phone_number_id, &*contact.user_id);
+        batch.put_contact_state(key, events, &folded.stored_journal());
     }
 
     /// Evicts the least recently used contacts until the cache is within its budget again,

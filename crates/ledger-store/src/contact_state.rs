@@ -44,17 +44,17 @@ pub enum ContactStateError {
     Reversal { index: usize },
 }
 
-pub fn encode(state: &ContactState) -> Vec<u8> {
+/// Encodes a contact's state from its parts, as the contact stage holds them (events encoded,
+/// the journal as the core keeps it).
+pub fn encode(events: &[ContactEvent], journal: &StoredJournal) -> Vec<u8> {
     let message = v1::ContactState {
         version: CONTACT_STATE_VERSION,
-        events: state
-            .events
+        events: events
             .iter()
             .map(|e| v1::ContactEvent { offset: e.offset, event: e.payload.clone() })
             .collect(),
-        postings: state.journal.postings.iter().map(|p| v1::Entry::from(&p.entry())).collect(),
-        reversals: state
-            .journal
+        postings: journal.postings.iter().map(|p| v1::Entry::from(&p.entry())).collect(),
+        reversals: journal
             .reversals
             .iter()
             .map(|(fact_id, count)| v1::Reversal { fact_id: fact_id.to_be_bytes().to_vec(), count: *count })

@@ -94,9 +94,8 @@ impl<'a> Reader<'a> {
 
 /// Prefix of every key of one contact (events, entry index, timeline).
 pub fn contact_prefix(waba_id: &str, phone_number_id: &str, user_id: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + waba_id.len() + phone_number_id.len() + user_id.len());
-    out.push(CONTACT);
-    put_text(&mut out, waba_id);
+    let mut out = contact_account_prefix(waba_id);
+    out.reserve(4 + phone_number_id.len() + user_id.len());
     put_text(&mut out, phone_number_id);
     put_text(&mut out, user_id);
     out
@@ -104,7 +103,7 @@ pub fn contact_prefix(waba_id: &str, phone_number_id: &str, user_id: &str) -> Ve
 
 /// Prefix of the keys of every contact of one account.
 pub fn contact_account_prefix(waba_id: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(3 + waba_id.len());
+    let mut out = Vec::with_capacity(8 + waba_id.len());
     out.push(CONTACT);
     put_text(&mut out, waba_id);
     out

@@ -314,30 +314,27 @@ impl Store {
         })
     }
 
-    /// Records the rule settings of a store before anything is folded into it. Synced.
     /// Whether every contact's fold state was written since the store's first record (the
     /// contact stage may then evict contacts and load them back).
     pub fn contact_states_kept(&self) -> Result<bool, StoreError> {
         Ok(self.db.get_pinned_cf(self.cf(OFFSETS), keys::CONTACT_STATES_KEY)?.is_some())
     }
 
-    /// Records, before the first record is projected, that contact states are written.
+    /// Records, before the first record is projected, that contact states are written. Synced.
     pub fn record_contact_states_kept(&self) -> Result<(), StoreError> {
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
-        self.db.put_cf_opt(
-            self.cf(OFFSETS),
-            keys::CONTACT_STATES_KEY,
-            [contact_state::CONTACT_STATE_VERSION as u8],
-            &options,
-        )?;
-        Ok(())
+        self.put_offsets_synced(keys::CONTACT_STATES_KEY, &[contact_state::CONTACT_STATE_VERSION as u8])
     }
 
+    /// Records the rule settings of a store before anything is folded into it. Synced.
     pub fn record_rule_settings(&self, settings: &RuleSettings) -> Result<(), StoreError> {
+        self.put_offsets_synced(keys::RULE_SETTINGS_KEY, settings.canonical().as_ref())
+    }
+
+    /// What a store records about itself beside the consumers' offsets, once and durably.
+    fn put_offsets_synced(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         let mut options = WriteOptions::default();
         options.set_sync(true);
-        self.db.put_cf_opt(self.cf(OFFSETS), keys::RULE_SETTINGS_KEY, settings.canonical(), &options)?;
+        self.db.put_cf_opt(self.cf(OFFSETS), key, value, &options)?;
         Ok(())
     }
 
@@ -429,18 +426,10 @@ impl Store {
     /// The contacts of an account that have a stored state, as (phone number id, user id),
     /// in key order.
     pub fn contacts_of(&self, waba_id: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let prefix = keys::contact_account_prefix(waba_id);
-        let mut out = Vec::new();
-        let mode = IteratorMode::From(&prefix, Direction::Forward);
-        for item in self.db.iterator_cf(self.cf(CONTACTS), mode) {
-            let (key, _) = item?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            let (_, phone_number_id, user_id) = keys::parse_contact_prefix(&key)?;
-            out.push((phone_number_id, user_id));
-        }
-        Ok(out)
+        self.scan(CONTACTS, &keys::contact_account_prefix(waba_id), usize::MAX, |key, _| {
+            let (_, phone_number_id, user_id) = keys::parse_contact_prefix(key)?;
+            Ok((phone_number_id, user_id))
+        })
     }
 
     pub fn timeline(
@@ -850,13 +839,12 @@ impl StateBatch {
     /// A contact's fold state, replacing what was stored ([`contact_state::encode`]).
     pub fn put_contact_state(
         &mut self,
-        waba_id: &str,
-        phone_number_id: &str,
-        user_id: &str,
-        state: &ContactState,
+        (waba_id, phone_number_id, user_id): (&str, &str, &str),
+        events: &[ContactEvent],
+        journal: &ledger_core::StoredJournal,
     ) {
         let key = keys::contact_prefix(waba_id, phone_number_id, user_id);
-        self.puts.put(Family::Contacts, &key, &contact_state::encode(state));
+        self.puts.put(Family::Contacts, &key, &contact_state::encode(events, journal));
     }
 
     pub fn put_timeline(&mut self, waba_id: &str, phone_number_id: &str, user_id: &str, snapshot: &[u8]) {
