@@ -2,8 +2,9 @@
 //! memory. Generated traffic with account events (a new time zone arriving late, templates
 //! re-categorized before their sends), late events, a per-number allowance that fills up (R80)
 //! and batches that cut chunks in odd places, folded by a projector that evicts every contact it
-//! can after each chunk and is restarted halfway, leaves the store a projector holding every
-//! contact leaves — and the entries the pure in-memory fold (`ledger fold`) concludes.
+//! can after each chunk and is started again from the store several times (reading nothing of
+//! the log the store already holds), leaves the store a projector holding every contact and
+//! never stopping leaves — and the entries the pure in-memory fold (`ledger fold`) concludes.
 
 mod common;
 
@@ -111,20 +112,60 @@ fn fill_log(data: &Path, events: &[Event]) -> u64 {
     log.end_offset()
 }
 
+/// The log as the projector sees it, counting the records it reads below an offset.
+struct CountingLog {
+    log: Arc<EmbeddedLog>,
+    below: u64,
+    read_below: std::sync::atomic::AtomicU64,
+}
+
+impl EventLog for CountingLog {
+    fn append(&self, records: Vec<ledger_log::LogRecord>) -> ledger_log::AppendTicket {
+        self.log.append(records)
+    }
+
+    fn read(
+        &self,
+        from: u64,
+        max: usize,
+        out: &mut Vec<ledger_log::StoredRecord>,
+    ) -> Result<(), ledger_log::LogError> {
+        let before = out.len();
+        self.log.read(from, max, out)?;
+        let below = out[before..].iter().filter(|r| r.offset < self.below).count() as u64;
+        self.read_below.fetch_add(below, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn end_offset(&self) -> u64 {
+        self.log.end_offset()
+    }
+
+    fn wait_beyond(&self, offset: u64, timeout: std::time::Duration) -> u64 {
+        self.log.wait_beyond(offset, timeout)
+    }
+}
+
 /// Projects the log into `state`, in batches of `batch`, with `cache` bytes of contacts in
-/// memory, stopping and resuming at `restart`; returns the contacts left in memory.
-fn project(data: &Path, state: &str, batch: usize, cache: usize, restart: u64) -> (StateItems, usize) {
-    let log = EmbeddedLog::open(&data.join("log"), EmbeddedLogOptions::default()).expect("log");
+/// memory, stopping and starting again at each of `restarts`; returns the contacts left in
+/// memory. Every start after the first must read nothing the store already holds.
+fn project(data: &Path, state: &str, batch: usize, cache: usize, restarts: &[u64]) -> (StateItems, usize) {
+    let log = Arc::new(EmbeddedLog::open(&data.join("log"), EmbeddedLogOptions::default()).expect("log"));
     let store = Arc::new(Store::open(&data.join(state)).expect("state"));
     let pricing = || ledger_query::billing::projection_pricing(Arc::new(ledger_pricing::Pricing::bundled()));
     let end = log.end_offset();
     let mut resident = 0;
-    for stop in [restart, end] {
+    for &stop in restarts.iter().chain([&end]) {
+        let stored = store.offset(PROJECTOR).expect("offset");
+        let counting = CountingLog { log: log.clone(), below: stored, read_below: Default::default() };
         let mut projector =
-            Projector::resume(&log, store.clone(), PROJECTOR, config(), pricing(), &mut |_, _| {})
+            Projector::resume(&counting, store.clone(), PROJECTOR, config(), pricing(), &mut |_, _| {})
                 .expect("resume");
+        assert_eq!(projector.next_offset(), stored);
         projector.set_state_cache(cache);
-        drain(&mut projector, &log, batch, stop, &mut |_, _| {}).expect("drain");
+        drain(&mut projector, &counting, batch, stop, &mut |_, _| {}).expect("drain");
+        let read_again = counting.read_below.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(read_again, 0, "a start at offset {stored} folded {read_again} records of the log again");
         resident = projector.ledger().read().expect("ledger").resident_contacts();
     }
     (store.state_items().expect("items"), resident)
@@ -154,15 +195,28 @@ fn evicting_contacts_to_the_store_changes_no_answer() {
     let end = fill_log(dir.path(), &events);
     assert!(end > 3_000, "records: {end}");
 
-    let (everything, _) = project(dir.path(), "state-everything", 8192, usize::MAX, end / 2);
+    // The reference: every contact in memory, never stopped.
+    let (everything, _) = project(dir.path(), "state-everything", 8192, usize::MAX, &[]);
     let contacts = everything.records.keys().filter(|(family, _)| *family == "timelines").count();
     assert!(contacts > 500, "contacts: {contacts}");
     // Small batches: nearly every event finds its contact evicted and loads it back. Large
-    // ones: chunks folded while the one before is written.
-    for (batch, restart) in [(97, end / 2 + 77), (5_003, end / 3)] {
-        let (evicting, resident) = project(dir.path(), &format!("state-{batch}"), batch, 1, restart);
-        assert!(resident < contacts / 4, "batch {batch}: {resident} of {contacts} contacts still in memory");
-        assert_eq!(evicting, everything, "batch {batch}");
+    // ones: chunks folded while the one before is written. Each run stops and starts again
+    // from the store (allowance pools, tier accruals and account events included) on the way.
+    let runs = [
+        (97, usize::MAX, vec![end / 2]),
+        (97, 1, vec![end / 5, end / 2 + 77, end - 3]),
+        (5_003, 1, vec![end / 3, end / 3 + 1]),
+    ];
+    for (batch, cache, restarts) in runs {
+        let name = format!("state-{batch}-{cache}");
+        let (evicting, resident) = project(dir.path(), &name, batch, cache, &restarts);
+        if cache == 1 {
+            assert!(
+                resident < contacts / 4,
+                "batch {batch}: {resident} of {contacts} contacts still in memory"
+            );
+        }
+        assert_eq!(evicting, everything, "batch {batch}, cache {cache}, restarts {restarts:?}");
     }
     let (live, journal) = folded_in_memory(&events);
     assert_eq!(everything.live_entries, live);

@@ -44,6 +44,17 @@ impl Allowance {
         Allowance { limit: limit as u64, free: BTreeMap::new(), paid: BTreeMap::new(), free_units: 0 }
     }
 
+    /// A pool holding `claims` (as a store kept them, in any order).
+    pub fn of_claims(limit: usize, mut claims: Vec<crate::ledger::StoredClaim>) -> Self {
+        claims.sort_unstable_by_key(|claim| (claim.at, claim.fact_id));
+        let mut allowance = Allowance::new(limit);
+        for claim in claims {
+            // In time order nothing already granted moves.
+            allowance.insert((claim.at, claim.fact_id), claim.units, &claim.owner);
+        }
+        allowance
+    }
+
     /// Adds `owner`'s claim drawing `units`; returns the facts (with their owners) that moved
     /// from free to paid because of it (a claim that does not fit is simply paid). Appending
     /// in time order costs O(log n); a late claim moves only what it pushes past the limit.

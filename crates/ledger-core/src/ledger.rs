@@ -46,13 +46,26 @@ pub struct StoredContact {
     pub journal: StoredJournal,
 }
 
-/// Where contacts that are not in memory are kept. The ledger asks for one when an event, an
-/// allowance move or an account event needs it; a ledger that holds everything has none.
+/// One allowance claim as a store keeps it: the pool's ordered key (instant, fact id), the
+/// units it draws and the contact whose fact it is (R13, R26, R80).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredClaim {
+    pub at: Timestamp,
+    pub fact_id: FactId,
+    pub units: u64,
+    pub owner: (WabaId, ContactKey),
+}
+
+/// Where contacts and allowance pools that are not in memory are kept. The ledger asks for a
+/// contact when an event, an allowance move or an account event needs it, and for a pool when
+/// a claim on it is first made or withdrawn; a ledger that holds everything has none.
 pub trait ContactStates {
     /// The stored state of a contact that is not in memory, if it has one.
     fn load(&mut self, waba_id: &WabaId, contact: &ContactKey) -> Result<Option<StoredContact>, StatesError>;
     /// Every contact of the account the store holds, resident or not.
     fn contacts_of(&mut self, waba_id: &WabaId) -> Result<Vec<ContactKey>, StatesError>;
+    /// The stored claims of a pool that is not in memory, in any order (none for a new pool).
+    fn pool_claims(&mut self, pool: &AllowancePool) -> Result<Vec<StoredClaim>, StatesError>;
 }
 
 /// A failure to read a stored contact, as the store reports it.
@@ -70,6 +83,10 @@ impl ContactStates for InMemory {
     }
 
     fn contacts_of(&mut self, _: &WabaId) -> Result<Vec<ContactKey>, StatesError> {
+        Ok(Vec::new())
+    }
+
+    fn pool_claims(&mut self, _: &AllowancePool) -> Result<Vec<StoredClaim>, StatesError> {
         Ok(Vec::new())
     }
 }
@@ -102,6 +119,38 @@ struct Account {
 }
 
 impl Account {
+    /// Takes in an account event (settings, category change, tier update); true if the
+    /// account's contacts must be re-folded under what it changed.
+    fn record(&mut self, event: Event) -> Result<bool, EventError> {
+        let mut refold = false;
+        match &event.kind {
+            EventKind::AccountSettings(new) => {
+                let newer = self
+                    .settings
+                    .as_ref()
+                    .is_none_or(|(t, id, _)| (*t, id) < (event.event_time, &event.event_id));
+                if newer {
+                    let tz = parse_time_zone(&new.time_zone)?;
+                    self.settings = Some((event.event_time, event.event_id.clone(), new.clone()));
+                    let next = AccountClock::new(tz, false);
+                    if next != self.clock {
+                        self.clock = next;
+                        refold = true;
+                    }
+                }
+            }
+            EventKind::TemplateCategoryChange(change) => {
+                self.catalog.record(&event.event_id, change);
+                refold = true;
+            }
+            // Pricing input (R55): kept with the account, no effect on the fold.
+            EventKind::VolumeTierUpdate(_) => {}
+            _ => unreachable!("validate() rejects contact-scoped events without a contact"),
+        }
+        self.account_events.insert(event.event_id.clone(), event);
+        Ok(refold)
+    }
+
     fn new() -> Self {
         Account {
             settings: None,
@@ -177,39 +226,14 @@ impl Ledger {
         }
 
         let account = self.accounts.get_mut(&event.waba_id).expect("inserted above");
-        let Account { clock, catalog, account_events, settings, .. } = account;
-        if let Some(existing) = account_events.get(&event.event_id) {
+        if let Some(existing) = account.account_events.get(&event.event_id) {
             return Ok(match existing.first_difference(&event) {
                 None => Ingested::Exists,
                 Some(field) => Ingested::ExistsWithDifferent(field),
             });
         }
-        let mut refold_all = false;
-        match &event.kind {
-            EventKind::AccountSettings(new) => {
-                let newer =
-                    settings.as_ref().is_none_or(|(t, id, _)| (*t, id) < (event.event_time, &event.event_id));
-                if newer {
-                    let tz = parse_time_zone(&new.time_zone)?;
-                    *settings = Some((event.event_time, event.event_id.clone(), new.clone()));
-                    let next = AccountClock::new(tz, false);
-                    if next != *clock {
-                        *clock = next;
-                        refold_all = true;
-                    }
-                }
-            }
-            EventKind::TemplateCategoryChange(change) => {
-                catalog.record(&event.event_id, change);
-                refold_all = true;
-            }
-            // Pricing input (R55): kept with the account, no effect on the fold.
-            EventKind::VolumeTierUpdate(_) => {}
-            _ => unreachable!("validate() rejects contact-scoped events without a contact"),
-        }
         let waba_id = event.waba_id.clone();
-        account_events.insert(event.event_id.clone(), event);
-        if refold_all {
+        if account.record(event)? {
             // A late account fact is just another late event: re-fold every contact it touches.
             refold_account(config, &mut self.accounts, states, &waba_id, &mut self.allowances, out)?;
         }
@@ -234,6 +258,52 @@ impl Ledger {
             .expect("nothing is loaded from memory");
         }
         out
+    }
+
+    /// Takes in an account event a store kept (settings, category change, tier update) without
+    /// re-folding anything: the stored contacts were folded under it already. In any order.
+    pub fn restore_account_event(&mut self, event: Event) -> Result<(), EventError> {
+        event.validate()?;
+        if event.contact.is_some() {
+            // A contact's events are restored with its state, never one by one.
+            return Err(EventError::UnexpectedContact { kind: event.kind.name() });
+        }
+        let account = self.accounts.entry(event.waba_id.clone()).or_insert_with(Account::new);
+        account.record(event)?;
+        Ok(())
+    }
+
+    /// Takes in a business phone number's account as a store kept it.
+    pub fn restore_phone_number(&mut self, phone_number_id: &str, waba_id: WabaId) {
+        self.accounts.entry(waba_id.clone()).or_insert_with(Account::new);
+        self.phone_numbers.insert(phone_number_id.into(), waba_id);
+    }
+
+    /// Whether `pool` is in memory (a pool a store keeps is loaded when first needed).
+    pub fn has_pool(&self, pool: &AllowancePool) -> bool {
+        self.allowances.contains_key(pool)
+    }
+
+    /// Brings a pool into memory from its stored claims, unless it is there already (then the
+    /// resident pool is the newer).
+    pub fn restore_pool(&mut self, pool: &AllowancePool, claims: Vec<StoredClaim>) {
+        if !self.allowances.contains_key(pool) {
+            self.allowances.insert(pool.clone(), Allowance::of_claims(pool_limit(self.config, pool), claims));
+        }
+    }
+
+    /// The pools an eligibility answer counts against that are not in memory: load them
+    /// ([`Ledger::restore_pool`]) and ask again for the allowance use.
+    pub fn pools_not_loaded(&self, answer: &Eligibility) -> Vec<AllowancePool> {
+        let mut pools = Vec::new();
+        for preview in [&answer.free_form, &answer.marketing, &answer.utility, &answer.authentication] {
+            if let Some(Charge::Allowance(pool)) = &preview.charge {
+                if !self.allowances.contains_key(pool) && !pools.contains(pool) {
+                    pools.push(pool.clone());
+                }
+            }
+        }
+        pools
     }
 
     /// Eligibility of a pair at `at` (events with time ≤ `at`), with allowance use filled in.
@@ -274,7 +344,7 @@ impl Ledger {
             [&mut answer.free_form, &mut answer.marketing, &mut answer.utility, &mut answer.authentication]
         {
             if let Some(Charge::Allowance(pool)) = &preview.charge {
-                let limit = self.config.allowance_limit.unwrap_or(pool.kind.limit()) as u64;
+                let limit = pool_limit(self.config, pool) as u64;
                 preview.allowance_used = Some(self.allowances.get(pool).map_or(0, |a| a.used_before(at)));
                 preview.allowance_limit = Some(limit);
             }
@@ -466,6 +536,7 @@ fn settle(
             journal.reverse(*id, out);
         }
         if let Charge::Allowance(pool) = fact.charge() {
+            load_pool(config, allowances, states, pool)?;
             if let Some(allowance) = allowances.get_mut(pool) {
                 moved.extend(allowance.remove((fact.at(), *id)));
             }
@@ -473,8 +544,8 @@ fn settle(
     }
     for (id, fact) in &diff.added {
         if let Charge::Allowance(pool) = fact.charge() {
-            let limit = config.allowance_limit.unwrap_or(pool.kind.limit());
-            let allowance = allowances.entry(pool.clone()).or_insert_with(|| Allowance::new(limit));
+            load_pool(config, allowances, states, pool)?;
+            let allowance = allowances.get_mut(pool).expect("loaded above");
             moved.extend(allowance.insert((fact.at(), *id), fact.quantity(), owner));
         }
     }
@@ -498,6 +569,31 @@ fn settle(
             journal.post(id, fact, resolution, out);
         }
     }
+    Ok(())
+}
+
+/// Free claims a pool grants a month (R13, R26, R80), or the configured override.
+fn pool_limit(config: LedgerConfig, pool: &AllowancePool) -> usize {
+    config.allowance_limit.unwrap_or(pool.kind.limit())
+}
+
+/// Brings `pool` into memory from `states` (empty if nothing is stored) unless it is there.
+/// Pools stay in memory once loaded: only the fold changes them, so a pool not in memory is
+/// as its stored claims say.
+fn load_pool(
+    config: LedgerConfig,
+    allowances: &mut foldhash::HashMap<AllowancePool, Allowance>,
+    states: &mut dyn ContactStates,
+    pool: &AllowancePool,
+) -> Result<(), FoldError> {
+    if allowances.contains_key(pool) {
+        return Ok(());
+    }
+    let claims = states.pool_claims(pool).map_err(|e| FoldError::State {
+        what: format!("allowance pool {}/{}/{}", pool.kind.as_str(), pool.scope, pool.month),
+        reason: e.to_string(),
+    })?;
+    allowances.insert(pool.clone(), Allowance::of_claims(pool_limit(config, pool), claims));
     Ok(())
 }
 

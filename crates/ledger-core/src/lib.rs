@@ -37,7 +37,8 @@ pub use fact::{AllowanceKind, AllowancePool, Charge, Fact, FreeReason};
 pub use id::Id128;
 pub use journal::{Entry, EntryAction, Resolution, StoredJournal, StoredPosting};
 pub use ledger::{
-    ContactStates, FoldError, FreeGrant, InMemory, Ledger, LedgerConfig, StatesError, StoredContact,
+    ContactStates, FoldError, FreeGrant, InMemory, Ledger, LedgerConfig, StatesError, StoredClaim,
+    StoredContact,
 };
 pub use settings::{AllowanceScope, RuleSettings, SettingsError};
 pub use time::{LocalMonth, Timestamp};

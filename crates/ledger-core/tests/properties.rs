@@ -6,7 +6,9 @@
 //! - the journal nets to exactly the live entries (nothing is edited in place);
 //! - re-folding every contact from scratch changes nothing (incremental = from scratch);
 //! - evicting contacts to their stored state (events + postings) and loading them back when an
-//!   event, an allowance move or an account event needs them gives the very same journal.
+//!   event, an allowance move or an account event needs them gives the very same journal;
+//! - a ledger started again from what a store keeps (account events, phone numbers, contact
+//!   states, allowance claims written from the entries) continues with the very same journal.
 
 mod common;
 
@@ -17,7 +19,7 @@ use common::*;
 use ledger_core::{
     ContactKey, ContactStates, DeliveryStatus, EntryAction, Event, Fact, Id128, Ingested, Ledger,
     LedgerConfig, PricingModel, PricingType, ReportedCategory, ReportedPricing, Resolution, SendContent,
-    StatesError, StoredContact, StoredJournal, TemplateCategory, Timestamp, WabaId,
+    StatesError, StoredClaim, StoredContact, StoredJournal, TemplateCategory, Timestamp, WabaId,
 };
 use proptest::prelude::*;
 
@@ -274,6 +276,96 @@ impl ContactStates for EvictedStates {
             .map(|(_, contact)| contact.clone())
             .collect())
     }
+
+    fn pool_claims(&mut self, _: &ledger_core::AllowancePool) -> Result<Vec<StoredClaim>, StatesError> {
+        Ok(Vec::new()) // Pools stay in memory here.
+    }
+}
+
+/// Everything a store keeps of a ledger, written as the projector writes it: each touched
+/// contact's state, account events, phone numbers, and allowance claims put by a posting and
+/// deleted by its reversal.
+#[derive(Default)]
+struct KeptState {
+    events: HashMap<(WabaId, ContactKey), Vec<Event>>,
+    journals: HashMap<(WabaId, ContactKey), StoredJournal>,
+    account_events: Vec<Event>,
+    phone_numbers: HashMap<String, WabaId>,
+    claims: std::collections::BTreeMap<(ledger_core::AllowancePool, Timestamp, u128), StoredClaim>,
+}
+
+impl KeptState {
+    /// Writes what an applied event changed, as one projector batch would.
+    fn write(&mut self, ledger: &Ledger, event: &Event, ingested: Ingested, entries: &[ledger_core::Entry]) {
+        if ingested == Ingested::Created {
+            match &event.contact {
+                Some(contact) => {
+                    self.events
+                        .entry((event.waba_id.clone(), contact.clone()))
+                        .or_default()
+                        .push(event.clone());
+                    self.phone_numbers.insert(contact.phone_number_id.to_string(), event.waba_id.clone());
+                }
+                None => self.account_events.push(event.clone()),
+            }
+        }
+        for entry in entries {
+            let ledger_core::Charge::Allowance(pool) = entry.fact.charge() else { continue };
+            let context = entry.fact.context();
+            let key = (pool.clone(), entry.fact.at(), entry.fact.id());
+            match entry.action {
+                EntryAction::Post => {
+                    let owner = (context.waba_id.clone(), context.contact.clone());
+                    let claim = StoredClaim {
+                        at: entry.fact.at(),
+                        fact_id: entry.fact.id(),
+                        units: entry.fact.quantity(),
+                        owner,
+                    };
+                    self.claims.insert(key, claim);
+                }
+                EntryAction::Reverse => {
+                    self.claims.remove(&key);
+                }
+            }
+        }
+        for (waba_id, contact) in self.events.keys() {
+            if let Some(resident) = ledger.contact(waba_id, contact) {
+                self.journals.insert((waba_id.clone(), contact.clone()), resident.stored_journal());
+            }
+        }
+    }
+
+    /// A ledger started from what is kept: account events and phone numbers now, contacts and
+    /// pools when the fold asks for them.
+    fn restart(&self, config: LedgerConfig) -> Ledger {
+        let mut ledger = Ledger::new(config);
+        for event in &self.account_events {
+            ledger.restore_account_event(event.clone()).expect("kept account events are valid");
+        }
+        for (phone_number_id, waba_id) in &self.phone_numbers {
+            ledger.restore_phone_number(phone_number_id, waba_id.clone());
+        }
+        ledger
+    }
+}
+
+impl ContactStates for KeptState {
+    fn load(&mut self, waba_id: &WabaId, contact: &ContactKey) -> Result<Option<StoredContact>, StatesError> {
+        let key = (waba_id.clone(), contact.clone());
+        Ok(self
+            .journals
+            .get(&key)
+            .map(|journal| StoredContact { events: self.events[&key].clone(), journal: journal.clone() }))
+    }
+
+    fn contacts_of(&mut self, waba_id: &WabaId) -> Result<Vec<ContactKey>, StatesError> {
+        Ok(self.journals.keys().filter(|(waba, _)| waba == waba_id).map(|(_, c)| c.clone()).collect())
+    }
+
+    fn pool_claims(&mut self, pool: &ledger_core::AllowancePool) -> Result<Vec<StoredClaim>, StatesError> {
+        Ok(self.claims.iter().filter(|((p, _, _), _)| p == pool).map(|(_, claim)| claim.clone()).collect())
+    }
 }
 
 proptest! {
@@ -316,6 +408,34 @@ proptest! {
         for ((waba_id, contact), stored) in &states.journals {
             prop_assert_eq!(reference.contact(waba_id, contact).map(|c| c.stored_journal()), Some(stored.clone()));
         }
+    }
+
+    #[test]
+    fn a_ledger_restarted_from_its_kept_state_continues_the_same_journal(
+        history in history(),
+        seed in any::<u64>(),
+        restarts in any::<u64>(),
+    ) {
+        let mut events = history.events.clone();
+        shuffle(&mut events, seed);
+        let (_, reference_journal) = fold(&events, history.limit);
+
+        let config = config(history.limit);
+        let mut kept = KeptState::default();
+        let mut ledger = Ledger::new(config);
+        let mut journal = Vec::new();
+        let mut dice = restarts;
+        for event in &events {
+            let before = journal.len();
+            let ingested = ledger.apply_with(event.clone(), &mut kept, &mut journal).expect("valid events");
+            kept.write(&ledger, event, ingested, &journal[before..]);
+            // Start again from the kept state after about a third of the events.
+            dice = dice.rotate_left(11) ^ 0x9E37_79B9_7F4A_7C15;
+            if dice % 3 == 0 {
+                ledger = kept.restart(config);
+            }
+        }
+        prop_assert_eq!(journal, reference_journal);
     }
 }
 

@@ -20,7 +20,7 @@ pub use card::{CardError, RateBook, RateCard, Tier};
 pub use invoice::{Invoice, InvoiceLine, InvoiceTotals};
 pub use market::{Located, MarketError, MarketMap};
 pub use money::Money;
-pub use pricer::{LineKey, PricedEntry, Pricer};
+pub use pricer::{LineKey, PricedEntry, Pricer, StoredTiers, TierChange, TierStateError, ACCRUAL_KEY_PREFIX};
 pub use quote::{PricedEligibility, Quote, Quotes};
 pub use settings::{BusinessSettings, PricingSettings, SettingsError, DEFAULT_CURRENCY};
 

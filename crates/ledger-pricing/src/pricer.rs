@@ -107,16 +107,51 @@ fn tier_family(fact: &Fact) -> Option<&'static str> {
     }
 }
 
+/// Where a pricer's tier state is kept beside its memory (the projector's store, under the keys
+/// of [`Pricer::take_tier_changes`]): a reversal whose posting's position is no longer in memory
+/// finds it there.
+pub trait StoredTiers: Send {
+    /// The value stored under one of the pricer's keys; `None` if there is none (or it cannot
+    /// be read: the implementation reports that).
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+}
+
+/// First byte of an accrual's key in the pricer's stored state: accrual → count.
+pub const ACCRUAL_KEY_PREFIX: &[u8] = b"a";
+/// First byte of a position's key: posting's entry id → accrual and position.
+const POSITION_KEY_PREFIX: u8 = b'p';
+
+/// A change of the pricer's stored state: a key and its new value (`None`: deleted).
+pub type TierChange = (Vec<u8>, Option<Vec<u8>>);
+
 /// Prices entries in journal order; keeps the tier accruals.
-#[derive(Debug)]
 pub struct Pricer {
     pricing: Arc<Pricing>,
     accrued: foldhash::HashMap<Accrual, u64>,
-    /// Live tiered postings: entry id → (scope, position), so a reversal returns its slot.
+    /// Live tiered postings: entry id → (scope, position), so a reversal returns its slot. With
+    /// a store ([`Pricer::keep_tiers_in`]), only those placed since the last
+    /// [`Pricer::take_tier_changes`]; the others are in the store.
     positions: foldhash::HashMap<u128, (Accrual, u64)>,
+    stored: Option<Box<dyn StoredTiers>>,
+    /// Whether changes are collected for [`Pricer::take_tier_changes`].
+    tracking: bool,
+    /// Positions placed and released since the last take, in order.
+    position_changes: Vec<TierChange>,
+    /// Accruals moved since the last take.
+    moved_accruals: foldhash::HashSet<Accrual>,
     /// Recipients already parsed. libphonenumber's parse is the costliest step of pricing an
     /// entry and a contact's number recurs on every entry; the market still follows the date.
     numbers: RefCell<foldhash::HashMap<Box<str>, Option<Number>>>,
+}
+
+impl std::fmt::Debug for Pricer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pricer")
+            .field("accruals", &self.accrued.len())
+            .field("positions", &self.positions.len())
+            .field("stored", &self.stored.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Parsed recipients kept per pricer before the cache starts over (about 100 MB at most).
@@ -142,8 +177,53 @@ impl Pricer {
             pricing,
             accrued: Default::default(),
             positions: Default::default(),
+            stored: None,
+            tracking: false,
+            position_changes: Vec::new(),
+            moved_accruals: Default::default(),
             numbers: Default::default(),
         }
+    }
+
+    /// Collects the changes of the tier state for [`Pricer::take_tier_changes`], keeping every
+    /// position in memory too (a store that starts empty).
+    pub fn track_tier_changes(&mut self) {
+        self.tracking = true;
+    }
+
+    /// Continues from a stored tier state: `accruals` are the stored (key, value) pairs under
+    /// [`ACCRUAL_KEY_PREFIX`]; positions are read from `stored` when a reversal needs one.
+    /// Changes are collected from here on, and positions leave memory once taken.
+    pub fn keep_tiers_in(
+        &mut self,
+        stored: Box<dyn StoredTiers>,
+        accruals: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), TierStateError> {
+        for (key, value) in accruals {
+            let accrual = decode_accrual(key.get(1..).unwrap_or_default())?;
+            let count = value.as_slice().try_into().map(u64::from_be_bytes).map_err(|_| TierStateError)?;
+            self.accrued.insert(accrual, count);
+        }
+        self.stored = Some(stored);
+        self.tracking = true;
+        Ok(())
+    }
+
+    /// The tier state's changes since the last call, in order, for the store to write with the
+    /// priced entries: the accruals moved (their new counts) and the positions placed and
+    /// released.
+    pub fn take_tier_changes(&mut self) -> Vec<TierChange> {
+        let mut changes = std::mem::take(&mut self.position_changes);
+        for accrual in self.moved_accruals.drain() {
+            let count = self.accrued.get(&accrual).copied().unwrap_or(0);
+            let mut key = ACCRUAL_KEY_PREFIX.to_vec();
+            encode_accrual(&mut key, &accrual);
+            changes.push((key, Some(count.to_be_bytes().to_vec())));
+        }
+        if self.stored.is_some() {
+            self.positions.clear();
+        }
+        changes
     }
 
     /// Where a recipient is on `date` (R5), parsing each distinct number once.
@@ -333,19 +413,101 @@ impl Pricer {
                 let accrued = self.accrued.entry(key.clone()).or_default();
                 *accrued += 1;
                 let position = *accrued;
+                if self.tracking {
+                    let mut value = Vec::with_capacity(48);
+                    encode_accrual(&mut value, &key);
+                    value.extend_from_slice(&position.to_be_bytes());
+                    self.position_changes.push((position_key(entry.id.0), Some(value)));
+                    self.moved_accruals.insert(key.clone());
+                }
                 self.positions.insert(entry.id.0, (key, position));
                 Some(position)
             }
             EntryAction::Reverse => {
                 let reversed = entry.reverses.map(|id| id.0)?;
-                let (key, position) = self.positions.remove(&reversed)?;
+                let (key, position) = match self.positions.remove(&reversed) {
+                    Some(placed) => placed,
+                    None => {
+                        let value = self.stored.as_ref()?.get(&position_key(reversed))?;
+                        decode_position(&value).ok()?
+                    }
+                };
                 if let Some(accrued) = self.accrued.get_mut(&key) {
                     *accrued = accrued.saturating_sub(1);
+                }
+                if self.tracking {
+                    self.position_changes.push((position_key(reversed), None));
+                    self.moved_accruals.insert(key.clone());
                 }
                 Some(position)
             }
         }
     }
+}
+
+/// A stored tier state that does not decode: written by another build, or damaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a stored volume tier accrual or position does not decode")]
+pub struct TierStateError;
+
+fn position_key(entry_id: u128) -> Vec<u8> {
+    let mut key = Vec::with_capacity(17);
+    key.push(POSITION_KEY_PREFIX);
+    key.extend_from_slice(&entry_id.to_be_bytes());
+    key
+}
+
+/// An accrual as stored: business and market (u16 length, bytes), family tag, year, month.
+fn encode_accrual(out: &mut Vec<u8>, accrual: &Accrual) {
+    for text in [&accrual.business, &accrual.market] {
+        let bytes = &text.as_bytes()[..text.len().min(u16::MAX as usize)];
+        out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        out.extend_from_slice(bytes);
+    }
+    out.push(match accrual.family {
+        "utility" => b'u',
+        _ => b'a',
+    });
+    out.extend_from_slice(&accrual.month.year.to_be_bytes());
+    out.push(accrual.month.month as u8);
+}
+
+/// Reads an [`encode_accrual`] from the front of `bytes`; returns it and what follows.
+fn read_accrual(bytes: &[u8]) -> Result<(Accrual, &[u8]), TierStateError> {
+    let mut rest = bytes;
+    let mut text = || -> Result<String, TierStateError> {
+        let len =
+            u16::from_be_bytes(rest.get(..2).ok_or(TierStateError)?.try_into().map_err(|_| TierStateError)?);
+        let body = rest.get(2..2 + len as usize).ok_or(TierStateError)?;
+        let text = std::str::from_utf8(body).map_err(|_| TierStateError)?.to_owned();
+        rest = &rest[2 + len as usize..];
+        Ok(text)
+    };
+    let business = text()?;
+    let market = text()?;
+    let (&family, tail) = rest.split_first().ok_or(TierStateError)?;
+    let family = match family {
+        b'u' => "utility",
+        b'a' => "authentication",
+        _ => return Err(TierStateError),
+    };
+    let year =
+        i32::from_be_bytes(tail.get(..4).ok_or(TierStateError)?.try_into().map_err(|_| TierStateError)?);
+    let month = *tail.get(4).ok_or(TierStateError)? as u32;
+    Ok((Accrual { business, market, family, month: LocalMonth { year, month } }, &tail[5..]))
+}
+
+fn decode_accrual(bytes: &[u8]) -> Result<Accrual, TierStateError> {
+    match read_accrual(bytes)? {
+        (accrual, []) => Ok(accrual),
+        _ => Err(TierStateError),
+    }
+}
+
+fn decode_position(bytes: &[u8]) -> Result<(Accrual, u64), TierStateError> {
+    let (accrual, rest) = read_accrual(bytes)?;
+    let position = rest.try_into().map(u64::from_be_bytes).map_err(|_| TierStateError)?;
+    Ok((accrual, position))
 }
 
 /// The card category a message category is charged at in `market` (R51, R80): paid service at

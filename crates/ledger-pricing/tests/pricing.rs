@@ -419,3 +419,72 @@ fn era5_service_beyond_the_allowance_and_in_window_utility_are_priced_for_brazil
         (Some("free_tier"), Some("0.00".into()))
     );
 }
+
+/// The tier state as a store keeps it: the pricer's changes applied in order.
+#[derive(Clone, Default)]
+struct KeptTiers(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<Vec<u8>, Vec<u8>>>>);
+
+impl ledger_pricing::StoredTiers for KeptTiers {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.lock().expect("not poisoned").get(key).cloned()
+    }
+}
+
+impl KeptTiers {
+    fn write(&self, changes: Vec<ledger_pricing::TierChange>) {
+        let mut kept = self.0.lock().expect("not poisoned");
+        for (key, value) in changes {
+            match value {
+                Some(value) => kept.insert(key, value),
+                None => kept.remove(&key),
+            };
+        }
+    }
+
+    /// A pricer continuing from what is kept (as the projector starts one over its store).
+    fn restart(&self, pricing: &std::sync::Arc<Pricing>) -> ledger_pricing::Pricer {
+        let accruals: Vec<(Vec<u8>, Vec<u8>)> = {
+            let kept = self.0.lock().expect("not poisoned");
+            let prefix = ledger_pricing::ACCRUAL_KEY_PREFIX;
+            kept.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        let mut pricer = ledger_pricing::Pricer::new(pricing.clone());
+        pricer.keep_tiers_in(Box::new(self.clone()), accruals).expect("kept state decodes");
+        pricer
+    }
+}
+
+#[test]
+fn r54_a_pricer_started_again_from_its_stored_tier_state_prices_as_one_that_never_stopped() {
+    let mut h = History::at(ERA4);
+    for i in 0..8 {
+        h.delivered("w", INDIA, f64::from(i), Some(Utility));
+        h.delivered("w", INDIA, f64::from(i) + 0.5, Some(Authentication));
+    }
+    // A late user message opens a service window over the first utility messages: they become
+    // free, their postings are reversed and give their tier positions back (R54).
+    h.user_message("w", INDIA, 2.2, None);
+    for i in 9..14 {
+        h.delivered("w", INDIA, f64::from(i), Some(Utility));
+    }
+    let entries = h.entries();
+    assert!(entries.iter().any(|e| e.action == ledger_core::EntryAction::Reverse), "the history reverses");
+    let reference = invoice(&h.price(tiered("")), "w", "2025-09");
+
+    let pricing = std::sync::Arc::new(tiered(""));
+    for every in [1, 2, 3, 5] {
+        let kept = KeptTiers::default();
+        let mut pricer = kept.restart(&pricing);
+        let mut book = ledger_pricing::invoice::LineBook::default();
+        for (n, entry) in entries.iter().enumerate() {
+            for priced in pricer.price(entry) {
+                book.add(priced);
+            }
+            if n % every == every - 1 {
+                kept.write(pricer.take_tier_changes());
+                pricer = kept.restart(&pricing);
+            }
+        }
+        assert_eq!(invoice(&book, "w", "2025-09"), reference, "started again after every {every} entries");
+    }
+}

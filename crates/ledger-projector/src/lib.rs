@@ -4,11 +4,14 @@
 //! one [`StateBatch`] together with the offset it covers. Late events re-fold their contact
 //! inside the core and come out as reversal + new entries, written like any other.
 //!
-//! The fold state (timelines, journal generations, account allowances) is kept in memory and
-//! rebuilt at start by folding the already-projected prefix of the log without writing
-//! ([`Projector::resume`]): the same log in the same order yields the same entry ids, so the
-//! rebuilt state continues exactly where the store stopped. RocksDB holds everything queries
-//! read and the offset; the log holds the truth.
+//! The fold state is the store's (ARCHITECTURE "State: where it lives"): each contact's events
+//! and postings (the contact stage, [`states`]), the allowance claims, the account events, the
+//! phone numbers' accounts and pricing's tier state (the account stage) are written with every
+//! chunk. A projector starts from them without folding the log ([`Projector::resume`]):
+//! account events and phone numbers are read at start, contacts and allowance pools when first
+//! needed. A store written before these were kept is rebuilt at start by folding the
+//! already-projected prefix of the log without writing: the same log in the same order yields
+//! the same entry ids, so the rebuilt state continues exactly where the store stopped.
 
 mod group;
 mod snapshot;
@@ -131,6 +134,16 @@ pub trait EntryPricing: Send {
     fn markets(&self, entry: &Entry) -> Vec<(String, u64)>;
     /// The entry's priced invoice lines (several for a group message across markets).
     fn price(&mut self, entry: &Entry) -> Vec<BillingLine>;
+    /// Pricing's own state (volume tier accruals) changed since the last call, as keys and
+    /// values pricing encodes (`None`: deleted): written with the chunk priced.
+    fn take_state_changes(&mut self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        Vec::new()
+    }
+    /// Continues from pricing's state as `store` keeps it, instead of being handed the
+    /// entries of the log's prefix again.
+    fn restore(&mut self, _store: Arc<Store>) -> Result<(), ProjectorError> {
+        Ok(())
+    }
 }
 
 /// Counting without pricing: every recipient under `unknown`, no invoice lines.
@@ -180,6 +193,9 @@ pub struct Projector {
     /// The contacts in memory; `None` for a store whose contact states were not written from
     /// its first record (older stores): everything stays in memory and no state is written.
     cache: Option<ContactCache>,
+    /// Whether claims, phone numbers and pricing's state are written (stores whose account
+    /// state was kept from the first record).
+    account_states: bool,
 }
 
 /// Says, for a failed write of the state and how many attempts it took, whether to try the same
@@ -231,6 +247,22 @@ impl Projector {
                 false
             }
         };
+        let account_states = states_kept
+            && match store.account_states_kept()? {
+                true => true,
+                false if resume_at == 0 && !store.is_read_only() => {
+                    store.record_account_states_kept()?;
+                    true
+                }
+                false => {
+                    tracing::warn!(
+                        "this state was folded before allowance claims and tier accruals were stored: \
+                         it is rebuilt from the log at every start; re-fold it (--refold, or \
+                         `ledger replay --into <dir>`) to start at once"
+                    );
+                    false
+                }
+            };
         let mut projector = Projector {
             ledger: Arc::new(RwLock::new(Ledger::new(config))),
             store,
@@ -239,7 +271,14 @@ impl Projector {
             pricing,
             write_retry: None,
             cache: states_kept.then(|| ContactCache::new(Some(DEFAULT_STATE_CACHE_BYTES))),
+            account_states,
         };
+        if account_states {
+            projector.restore_account_stage()?;
+            projector.next_offset = resume_at;
+            progress(resume_at, resume_at);
+            return Ok(projector);
+        }
         let mut records = Vec::new();
         while projector.next_offset < resume_at {
             records.clear();
@@ -262,11 +301,33 @@ impl Projector {
             projector.next_offset = next;
             progress(next, resume_at);
         }
+        // Pricing's state as the prefix left it is in memory; this store keeps none.
+        projector.pricing.take_state_changes();
         if projector.cache.is_some() {
             // The store holds every contact as the prefix left it: they load when needed.
             projector.ledger.write().unwrap_or_else(PoisonError::into_inner).evict_all_contacts();
         }
         Ok(projector)
+    }
+
+    /// Starts from the account stage's stored state: every account event and phone number
+    /// now (a few per account), pricing's accruals; contacts and pools load when needed.
+    fn restore_account_stage(&mut self) -> Result<(), ProjectorError> {
+        let mut ledger = self.ledger.write().unwrap_or_else(PoisonError::into_inner);
+        for raw in self.store.account_events()? {
+            let event = ledger_proto::decode_event(&raw)
+                .map_err(|e| ProjectorError::ContactState(format!("a stored account event: {e}")))?;
+            let event_id = event.event_id.clone();
+            if let Err(error) = ledger.restore_account_event(event) {
+                // Only events the fold accepted are stored: this build reads it otherwise.
+                tracing::warn!(event_id = %event_id, %error, "a stored account event is refused now");
+            }
+        }
+        for (phone_number_id, waba_id) in self.store.phone_numbers()? {
+            ledger.restore_phone_number(&phone_number_id, WabaId::from(waba_id.as_str()));
+        }
+        drop(ledger);
+        self.pricing.restore(self.store.clone())
     }
 
     /// Bytes of contacts kept in memory in front of the store (default
@@ -332,7 +393,9 @@ impl Projector {
                 None => &mut never,
             };
         let committed = self.cache.as_ref().map(ContactCache::committed);
-        let mut writer = ChunkWriter { store: &self.store, consumer: &self.consumer, retry, committed };
+        let account_states = self.account_states;
+        let mut writer =
+            ChunkWriter { store: &self.store, consumer: &self.consumer, retry, committed, account_states };
         if records.len() <= PIPELINE_CHUNK {
             let chunk = fold_chunk(&self.ledger, &self.store, self.cache.as_mut(), records, &mut report)?;
             publish(&chunk.entries)?;
@@ -439,6 +502,10 @@ fn fold_chunk(
             let contact = event.contact.clone().map(|c| (event.waba_id.clone(), c));
             let message = message_of(&event.kind).cloned();
             let refolds_account = refolds_account(&event.kind).then(|| event.waba_id.clone());
+            let new_phone_number = contact
+                .as_ref()
+                .filter(|(_, c)| ledger.waba_of_phone_number(&c.phone_number_id).is_none())
+                .map(|(w, c)| (w.clone(), c.phone_number_id.clone()));
             let entries_before = entries.len();
             let applied = match cache.as_deref_mut() {
                 Some(cache) => ledger.apply_with(event, &mut StoreStates { store, cache }, &mut entries),
@@ -448,6 +515,11 @@ fn fold_chunk(
             for entry in &entries[entries_before..] {
                 let context = entry.fact.context();
                 touched_contacts.insert((context.waba_id.clone(), context.contact.clone()));
+            }
+            if let Some((waba_id, phone_number_id)) = new_phone_number {
+                if ledger.waba_of_phone_number(&phone_number_id).is_some() {
+                    batch.put_phone_number(&phone_number_id, waba_id.as_str());
+                }
             }
             match applied {
                 Ok(Ingested::Created) => {
@@ -527,6 +599,8 @@ struct ChunkWriter<'a> {
     retry: &'a mut (dyn FnMut(&ledger_store::StoreError, u32) -> bool + Send),
     /// Where the contact cache learns which chunk's write landed last.
     committed: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// Whether the account stage's state (claims, pricing's) is written.
+    account_states: bool,
 }
 
 impl ChunkWriter<'_> {
@@ -536,6 +610,15 @@ impl ChunkWriter<'_> {
             batch.put_entry(entry, &pricing.markets(entry));
             for priced in pricing.price(entry) {
                 batch.add_billing(&priced.waba_id, &priced.month, &priced.line, priced.quantity);
+            }
+            if self.account_states {
+                batch.move_claim(entry);
+            }
+        }
+        let pricing_state = pricing.take_state_changes();
+        if self.account_states {
+            for (key, value) in &pricing_state {
+                batch.pricing_state(key, value.as_deref());
             }
         }
         self.store.commit_retrying(batch, self.consumer, next_offset, self.retry)?;

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ledger_core::{ContactKey, ContactStates, Ledger, StatesError, StoredContact, WabaId};
+use ledger_core::{
+    AllowancePool, ContactKey, ContactStates, Ledger, StatesError, StoredClaim, StoredContact, WabaId,
+};
 use ledger_store::{ContactEvent, StateBatch, Store};
 
 /// Default budget of the contacts kept in memory (`--state-cache-mb`).
@@ -163,5 +165,9 @@ impl ContactStates for StoreStates<'_> {
     fn contacts_of(&mut self, waba_id: &WabaId) -> Result<Vec<ContactKey>, StatesError> {
         let stored = self.store.contacts_of(waba_id.as_str()).map_err(|e| StatesError(e.to_string()))?;
         Ok(stored.into_iter().map(|(phone, user)| ContactKey::new(&phone, &user)).collect())
+    }
+
+    fn pool_claims(&mut self, pool: &AllowancePool) -> Result<Vec<StoredClaim>, StatesError> {
+        self.store.pool_claims(pool).map_err(|e| StatesError(e.to_string()))
     }
 }

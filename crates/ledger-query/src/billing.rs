@@ -13,8 +13,9 @@ use std::sync::Arc;
 use ledger_core::{Entry, EntryAction, EventKind, Ledger, LedgerConfig, Timestamp, VolumeTierUpdate};
 use ledger_log::{EventLog, LogError};
 use ledger_pricing::invoice::LineBook;
-use ledger_pricing::{Pricer, Pricing};
-use ledger_projector::{BillingLine, EntryPricing};
+use ledger_pricing::{Pricer, Pricing, StoredTiers};
+use ledger_projector::{BillingLine, EntryPricing, ProjectorError};
+use ledger_store::{Store, StoreError};
 
 /// Pricing as the projector's hook: markets for usage counters, priced lines for `billing`.
 #[derive(Debug)]
@@ -38,10 +39,39 @@ impl EntryPricing for PricedProjection {
             })
             .collect()
     }
+
+    fn take_state_changes(&mut self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.pricer.take_tier_changes()
+    }
+
+    fn restore(&mut self, store: Arc<Store>) -> Result<(), ProjectorError> {
+        let accruals = store.pricing_states(ledger_pricing::ACCRUAL_KEY_PREFIX)?;
+        self.pricer
+            .keep_tiers_in(Box::new(StoreTiers(store)), accruals)
+            .map_err(|e| StoreError::Value { family: ledger_store::ACCOUNTS, reason: e.to_string() }.into())
+    }
+}
+
+/// Pricing's tier positions in the store, for reversals of postings no longer in memory.
+struct StoreTiers(Arc<Store>);
+
+impl StoredTiers for StoreTiers {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match self.0.pricing_state(key) {
+            Ok(value) => value,
+            Err(error) => {
+                tracing::error!(%error, "reading a stored volume tier position");
+                None
+            }
+        }
+    }
 }
 
 pub fn projection_pricing(pricing: Arc<Pricing>) -> Box<dyn EntryPricing> {
-    Box::new(PricedProjection { pricer: Pricer::new(pricing) })
+    let mut pricer = Pricer::new(pricing);
+    // A store that keeps pricing's state from its first record wants every change.
+    pricer.track_tier_changes();
+    Box::new(PricedProjection { pricer })
 }
 
 /// A fresh projection pricing per partition, for Kafka mode's group members (tier accruals are

@@ -439,6 +439,7 @@ impl Queries {
     /// deployment merges them ([`ledger_core::Ledger::free_grants`]).
     pub fn free_grants(&self, waba_id: &str, month: &str) -> Result<Vec<GrantRow>, QueryError> {
         let month = parse_month(month)?;
+        self.load_pools(self.store.pools_in_month(month)?)?;
         let grants = {
             let ledger = self.ledger()?.read().unwrap_or_else(PoisonError::into_inner);
             // A grant whose contact is not in memory: its posting as the contact's state stored it.
@@ -464,7 +465,7 @@ impl Queries {
             grants
         };
         let pricer = Pricer::new(self.pricing.clone());
-        Ok(grants
+        let mut rows: Vec<GrantRow> = grants
             .into_iter()
             .map(|grant| {
                 let (unit, category, free_pricing_type) = grant.posted.usage_columns();
@@ -481,7 +482,26 @@ impl Queries {
                     billable_pricing_type: grant.if_billable.usage_columns().2.to_owned(),
                 }
             })
-            .collect())
+            .collect();
+        // Pools are kept unordered: the answer lists them by name, each in grant order.
+        rows.sort_by(|a, b| (&a.pool, a.at, &a.fact_id).cmp(&(&b.pool, b.at, &b.fact_id)));
+        Ok(rows)
+    }
+
+    /// Brings allowance pools that are not in memory into it from their stored claims (read
+    /// without holding the projector's lock). Only the fold changes a pool, and it loads a pool
+    /// before it does, so a pool not in memory is as the store says.
+    fn load_pools(&self, pools: Vec<ledger_core::AllowancePool>) -> Result<(), QueryError> {
+        let ledger = self.ledger()?;
+        let missing: Vec<_> = {
+            let ledger = ledger.read().unwrap_or_else(PoisonError::into_inner);
+            pools.into_iter().filter(|pool| !ledger.has_pool(pool)).collect()
+        };
+        for pool in missing {
+            let claims = self.store.pool_claims(&pool)?;
+            ledger.write().unwrap_or_else(PoisonError::into_inner).restore_pool(&pool, claims);
+        }
+        Ok(())
     }
 
     /// A contact's stored fold state, decoded.
@@ -553,21 +573,27 @@ impl Queries {
         let waba_id = self.waba_of(phone_number_id, waba_id)?;
         let contact = ContactKey::new(phone_number_id, user_id);
         let ledger = self.ledger()?;
-        let resident = {
-            let ledger = ledger.read().unwrap_or_else(PoisonError::into_inner);
-            ledger.contact(&waba_id, &contact).is_some().then(|| ledger.eligibility(&waba_id, &contact, at))
-        };
-        let answer = match resident {
-            Some(answer) => answer,
-            None => {
-                // Not in memory: its stored state, read without holding the projector's lock.
-                let stored = self.stored_contact(&waba_id, &contact)?;
-                ledger
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .eligibility_of(&waba_id, &contact, stored, at)
+        // The answer, and the allowance pools it counts against that are not in memory.
+        let answer_once = || -> Result<_, QueryError> {
+            {
+                let ledger = ledger.read().unwrap_or_else(PoisonError::into_inner);
+                if ledger.contact(&waba_id, &contact).is_some() {
+                    let answer = ledger.eligibility(&waba_id, &contact, at);
+                    return Ok((ledger.pools_not_loaded(&answer), answer));
+                }
             }
+            // Not in memory: its stored state, read without holding the projector's lock.
+            let stored = self.stored_contact(&waba_id, &contact)?;
+            let ledger = ledger.read().unwrap_or_else(PoisonError::into_inner);
+            let answer = ledger.eligibility_of(&waba_id, &contact, stored, at);
+            Ok((ledger.pools_not_loaded(&answer), answer))
         };
+        let (unloaded, mut answer) = answer_once()?;
+        if !unloaded.is_empty() {
+            // The allowance use of a pool nothing touched since the start: load it, ask again.
+            self.load_pools(unloaded)?;
+            answer = answer_once()?.1;
+        }
         Ok(self.pricing.price_eligibility(waba_id.as_str(), user_id, answer))
     }
 

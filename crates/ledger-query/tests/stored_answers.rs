@@ -144,6 +144,64 @@ fn as_of_eligibility_from_the_store_equals_a_replay_of_the_log() {
     }
 }
 
+/// A projector started again over its store restores the account stage (allowance pools, tier
+/// accruals, phone numbers, account events) without folding the log, and loads contacts and
+/// pools as questions need them: every current answer equals the one given before the restart.
+#[test]
+fn answers_after_a_restart_equal_those_before_it() {
+    let config = LedgerConfig { allowance_limit: Some(4), ..LedgerConfig::default() };
+    let pricing = Arc::new(Pricing::bundled());
+    for seed in 1..=3 {
+        let events = traffic(seed);
+        let Projected { log, queries, .. } = &projected(&events, config, &pricing, 5);
+        let mut contacts: Vec<ContactKey> = events.iter().filter_map(|e| e.contact.clone()).collect();
+        contacts.sort();
+        contacts.dedup();
+        let answers = |queries: &Queries| {
+            let mut answers = Vec::new();
+            for contact in &contacts {
+                for at in [DECEMBER + 12 * 3_600, DECEMBER + 30 * 3_600] {
+                    // Without the WABA: the phone number's account is restored too.
+                    let answer = queries
+                        .eligibility(&contact.phone_number_id, &contact.user_id, Timestamp(at), None)
+                        .expect("eligibility");
+                    answers.push(serde_json::to_value(answer).expect("json"));
+                }
+            }
+            let grants = queries.free_grants(WABA, "2026-12").expect("free grants");
+            (answers, grants)
+        };
+        let before = answers(queries);
+        let pools: std::collections::BTreeSet<&str> = before.1.iter().map(|g| g.pool.as_str()).collect();
+        assert_eq!(pools.len(), 2, "seed {seed}: free claims on each of the two numbers");
+        let full = before.0.iter().any(|a| a["free_form"]["allowance_used"].as_u64().unwrap_or(0) >= 4);
+        assert!(full, "seed {seed}: the allowance filled up in some answer");
+
+        let store = queries.store().clone();
+        let restarted = Projector::resume(
+            &**log,
+            store.clone(),
+            PROJECTOR,
+            config,
+            projection_pricing(pricing.clone()),
+            &mut |_, _| {},
+        )
+        .expect("restart");
+        assert_eq!(
+            restarted.ledger().read().expect("ledger").resident_contacts(),
+            0,
+            "nothing folded at start"
+        );
+        let again = Queries::new(store, pricing.clone()).with_log(log.clone(), config);
+        again.set_ledger(restarted.ledger());
+        let after = answers(&again);
+        for (n, (after, before)) in after.0.iter().zip(&before.0).enumerate() {
+            assert_eq!(after, before, "seed {seed}: eligibility answer {n}");
+        }
+        assert_eq!(after.1, before.1, "seed {seed}: free grants");
+    }
+}
+
 /// Attribution by month and over all time on the bundled sample (every era's entry point
 /// windows), projected in batches of three.
 #[test]

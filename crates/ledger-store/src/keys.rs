@@ -5,6 +5,7 @@
 //! so keys of one scope sort by time; ids that follow make keys unique. Scans use the
 //! encoded prefix of a scope (`contact_prefix`, `account_prefix`).
 
+use ledger_core::{AllowanceKind, AllowancePool, ContactKey, LocalMonth, StoredClaim, Timestamp, WabaId};
 use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -23,6 +24,8 @@ pub enum Scope {
 
 const CONTACT: u8 = b'c';
 const ACCOUNT: u8 = b'a';
+/// The first byte of every account-scope key (an account's own events, its entry index).
+pub const ACCOUNT_SCOPE: u8 = ACCOUNT;
 
 fn put_text(out: &mut Vec<u8>, text: &str) {
     // Ids are short; a component longer than u16::MAX is cut rather than mis-encoded, and
@@ -246,12 +249,125 @@ pub fn decode_message_key(key: &[u8]) -> Result<(Scope, String), KeyError> {
     Ok((scope, message_id))
 }
 
+/// The store's tag for each allowance kind: part of the `allowances` keys, so never reused.
+fn allowance_kind_tag(kind: AllowanceKind) -> u8 {
+    match kind {
+        AllowanceKind::Era1Conversations => 1,
+        AllowanceKind::Era2ServiceConversations => 2,
+        AllowanceKind::Era5ServiceMessages => 5,
+    }
+}
+
+fn allowance_kind_of(tag: u8) -> Option<AllowanceKind> {
+    match tag {
+        1 => Some(AllowanceKind::Era1Conversations),
+        2 => Some(AllowanceKind::Era2ServiceConversations),
+        5 => Some(AllowanceKind::Era5ServiceMessages),
+        _ => None,
+    }
+}
+
+/// Prefix of the `allowances` keys of one local month (every pool of it).
+pub fn allowance_month_prefix(month: LocalMonth) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5);
+    out.extend_from_slice(&((month.year as u32) ^ (1 << 31)).to_be_bytes());
+    out.push(month.month as u8);
+    out
+}
+
+/// Prefix of one pool's `allowances` keys: month, kind, scope (a WABA or a phone number).
+pub fn allowance_pool_prefix(pool: &AllowancePool) -> Vec<u8> {
+    let mut out = allowance_month_prefix(pool.month);
+    out.push(allowance_kind_tag(pool.kind));
+    put_text(&mut out, &pool.scope);
+    out
+}
+
+/// `allowances` family: pool, claim instant, fact id → the claim ([`encode_claim`]). A pool's
+/// claims sort in the order they are granted in (R13, R26, R80).
+pub fn claim_key(pool: &AllowancePool, at: i64, fact_id: u128) -> Vec<u8> {
+    let mut out = allowance_pool_prefix(pool);
+    put_time(&mut out, at);
+    out.extend_from_slice(&fact_id.to_be_bytes());
+    out
+}
+
+/// The pool, instant and fact id a [`claim_key`] names.
+pub fn decode_claim_key(key: &[u8]) -> Result<(AllowancePool, i64, u128), KeyError> {
+    let mut reader = Reader { bytes: key, what: "allowance claim" };
+    let raw: [u8; 4] = reader.take(4)?.try_into().map_err(|_| KeyError { what: "claim", reason: "year" })?;
+    let year = (u32::from_be_bytes(raw) ^ (1 << 31)) as i32;
+    let month = reader.take(1)?[0] as u32;
+    let Some(kind) = allowance_kind_of(reader.take(1)?[0]) else {
+        return reader.fail("unknown allowance kind");
+    };
+    let scope = reader.text()?;
+    let at = reader.time()?;
+    let fact_id = reader.id128()?;
+    reader.done()?;
+    Ok((AllowancePool { kind, scope: scope.into(), month: LocalMonth { year, month } }, at, fact_id))
+}
+
+/// A claim's value: the units it draws (u64, big-endian), then its owner's WABA id, phone
+/// number id and user id.
+pub fn encode_claim(units: u64, (waba_id, contact): &(WabaId, ContactKey)) -> Vec<u8> {
+    let mut out = Vec::with_capacity(14 + waba_id.as_str().len() + contact.user_id.len() * 2);
+    out.extend_from_slice(&units.to_be_bytes());
+    put_text(&mut out, waba_id.as_str());
+    put_text(&mut out, &contact.phone_number_id);
+    put_text(&mut out, &contact.user_id);
+    out
+}
+
+pub fn decode_claim(key: &[u8], value: &[u8]) -> Result<StoredClaim, KeyError> {
+    let (_, at, fact_id) = decode_claim_key(key)?;
+    let mut reader = Reader { bytes: value, what: "allowance claim value" };
+    let raw: [u8; 8] = reader.take(8)?.try_into().map_err(|_| KeyError { what: "claim", reason: "units" })?;
+    let units = u64::from_be_bytes(raw);
+    let waba_id = WabaId::from(reader.text()?.as_str());
+    let contact = ContactKey::new(&reader.text()?, &reader.text()?);
+    reader.done()?;
+    Ok(StoredClaim { at: Timestamp(at), fact_id, units, owner: (waba_id, contact) })
+}
+
+/// `accounts` family: a business phone number → the WABA its events came under.
+pub fn phone_number_key(phone_number_id: &str) -> Vec<u8> {
+    let mut out = vec![PHONE_NUMBER];
+    put_text(&mut out, phone_number_id);
+    out
+}
+
+pub fn decode_phone_number_key(key: &[u8]) -> Result<String, KeyError> {
+    let mut reader = Reader { bytes: key, what: "phone number" };
+    if reader.take(1)? != [PHONE_NUMBER] {
+        return reader.fail("not a phone number key");
+    }
+    let phone_number_id = reader.text()?;
+    reader.done()?;
+    Ok(phone_number_id)
+}
+
+/// `accounts` family: pricing's own state (volume tier accruals), under keys pricing encodes.
+pub fn pricing_state_key(key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + key.len());
+    out.push(PRICING_STATE);
+    out.extend_from_slice(key);
+    out
+}
+
+pub const PHONE_NUMBER: u8 = b'n';
+pub const PRICING_STATE: u8 = b't';
+
 /// `offsets` family: the rule settings the state was folded under, beside the consumers'
 /// positions. Consumer names are printable, so a leading zero byte never collides with one.
 pub const RULE_SETTINGS_KEY: &[u8] = b"\x00rule_settings";
 
 /// Present in `offsets` when the contact stage wrote every contact's state from the first record.
 pub const CONTACT_STATES_KEY: &[u8] = b"\x00contact_states";
+
+/// Present in `offsets` when the account stage wrote allowance claims, phone numbers and
+/// pricing's state from the first record: the store then starts without folding the log.
+pub const ACCOUNT_STATES_KEY: &[u8] = b"\x00account_states";
 
 /// `dead_letters` family: receive instant, then a sequence number unique within the process
 /// run and the instant, so letters list in arrival order.

@@ -12,9 +12,13 @@
 //! | `entry_index` | contact or account, instant, entry id | — |
 //! | `usage` | account, month, unit, category, market, pricing type | i64 count, merged by addition |
 //! | `billing` | account, month, priced line (pricing's encoding) | i64 count, merged by addition |
+//! | `allowances` | local month, pool kind, pool scope, claim instant, fact id | units, owner contact |
+//! | `accounts` | `n`, business phone number id | the WABA id its events came under |
+//! | `accounts` | `t`, pricing's key | pricing's own state (volume tier accruals, R54) |
 //! | `offsets` | consumer name | next log offset to project |
 //! | `offsets` | `\0rule_settings` | the rule settings the state was folded under (canonical JSON) |
 //! | `offsets` | `\0contact_states` | present when contact states were written from the first record |
+//! | `offsets` | `\0account_states` | present when claims, phone numbers and pricing's state were too |
 //! | `dead_letters` | receive instant, sequence | refused input with its reason (JSON) |
 //!
 //! Snapshots and message states are JSON: they are derived views, read by the query API as
@@ -26,7 +30,7 @@ pub mod keys;
 use std::collections::HashMap;
 use std::path::Path;
 
-use ledger_core::{Entry, EntryAction, RuleSettings};
+use ledger_core::{AllowancePool, Charge, Entry, EntryAction, LocalMonth, RuleSettings, StoredClaim};
 use prost::Message;
 use rocksdb::{
     BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, MergeOperands, Options,
@@ -46,13 +50,27 @@ pub const ENTRY_INDEX: &str = "entry_index";
 pub const USAGE: &str = "usage";
 pub const BILLING: &str = "billing";
 pub const OFFSETS: &str = "offsets";
+pub const ALLOWANCES: &str = "allowances";
+pub const ACCOUNTS: &str = "accounts";
 mod dead_letters;
 pub use dead_letters::DeadLetterCaps;
 
 pub const DEAD_LETTERS: &str = "dead_letters";
 
-const FAMILIES: [&str; 10] =
-    [EVENTS, CONTACTS, TIMELINES, MESSAGES, ENTRIES, ENTRY_INDEX, USAGE, BILLING, OFFSETS, DEAD_LETTERS];
+const FAMILIES: [&str; 12] = [
+    EVENTS,
+    CONTACTS,
+    TIMELINES,
+    MESSAGES,
+    ENTRIES,
+    ENTRY_INDEX,
+    USAGE,
+    BILLING,
+    ALLOWANCES,
+    ACCOUNTS,
+    OFFSETS,
+    DEAD_LETTERS,
+];
 
 /// Families earlier versions wrote that nothing reads any more: dropped when a store is opened
 /// for writing. `dedupe` (event id → offset) duplicated what the log's own index answers.
@@ -161,6 +179,9 @@ fn db_options() -> Options {
     options.increase_parallelism(2);
     options
 }
+
+/// Keys with their values, in key order.
+pub type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// A counter family's deltas, keyed and sorted, ready to merge.
 type CounterDeltas = Vec<(Vec<u8>, i64)>;
@@ -323,6 +344,70 @@ impl Store {
     /// Records, before the first record is projected, that contact states are written. Synced.
     pub fn record_contact_states_kept(&self) -> Result<(), StoreError> {
         self.put_offsets_synced(keys::CONTACT_STATES_KEY, &[contact_state::CONTACT_STATE_VERSION as u8])
+    }
+
+    /// Whether allowance claims, phone numbers and pricing's state were written since the
+    /// store's first record (it then starts without folding the log again).
+    pub fn account_states_kept(&self) -> Result<bool, StoreError> {
+        Ok(self.db.get_pinned_cf(self.cf(OFFSETS), keys::ACCOUNT_STATES_KEY)?.is_some())
+    }
+
+    /// Records, before the first record is projected, that account states are written. Synced.
+    pub fn record_account_states_kept(&self) -> Result<(), StoreError> {
+        self.put_offsets_synced(keys::ACCOUNT_STATES_KEY, &[1])
+    }
+
+    /// The encoded account events (settings, category changes, tier updates) of every account.
+    pub fn account_events(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.scan(EVENTS, &[keys::ACCOUNT_SCOPE], usize::MAX, |_, value| Ok(value.to_vec()))
+    }
+
+    /// Every business phone number seen, with the WABA its events came under.
+    pub fn phone_numbers(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.scan(ACCOUNTS, &[keys::PHONE_NUMBER], usize::MAX, |key, value| {
+            let waba_id = std::str::from_utf8(value)
+                .map_err(|e| StoreError::Value { family: ACCOUNTS, reason: format!("WABA id: {e}") })?;
+            Ok((keys::decode_phone_number_key(key)?, waba_id.to_owned()))
+        })
+    }
+
+    /// The stored claims of one allowance pool, in the order they are granted.
+    pub fn pool_claims(&self, pool: &AllowancePool) -> Result<Vec<StoredClaim>, StoreError> {
+        let prefix = keys::allowance_pool_prefix(pool);
+        self.scan(ALLOWANCES, &prefix, usize::MAX, |key, value| Ok(keys::decode_claim(key, value)?))
+    }
+
+    /// The allowance pools of a local month that hold claims: one seek per pool, whatever
+    /// the number of its claims.
+    pub fn pools_in_month(&self, month: LocalMonth) -> Result<Vec<AllowancePool>, StoreError> {
+        let prefix = keys::allowance_month_prefix(month);
+        let mut pools = Vec::new();
+        let mut iter = self.db.raw_iterator_cf(self.cf(ALLOWANCES));
+        iter.seek(&prefix);
+        while let Some(key) = iter.key() {
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let (pool, _, _) = keys::decode_claim_key(key)?;
+            // Past every claim of this pool: its prefix followed by the largest instant.
+            let mut next = keys::allowance_pool_prefix(&pool);
+            next.extend_from_slice(&[0xff; 25]);
+            pools.push(pool);
+            iter.seek(&next);
+        }
+        iter.status()?;
+        Ok(pools)
+    }
+
+    /// Pricing's own state under `prefix` (of pricing's keys), as (pricing's key, value).
+    pub fn pricing_states(&self, prefix: &[u8]) -> Result<KeyValues, StoreError> {
+        let full = keys::pricing_state_key(prefix);
+        self.scan(ACCOUNTS, &full, usize::MAX, |key, value| Ok((key[1..].to_vec(), value.to_vec())))
+    }
+
+    /// One key of pricing's own state.
+    pub fn pricing_state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(ACCOUNTS), keys::pricing_state_key(key))?)
     }
 
     /// Records the rule settings of a store before anything is folded into it. Synced.
@@ -765,6 +850,8 @@ enum Family {
     Messages,
     Entries,
     EntryIndex,
+    Allowances,
+    Accounts,
 }
 
 impl Family {
@@ -776,6 +863,8 @@ impl Family {
             Family::Messages => MESSAGES,
             Family::Entries => ENTRIES,
             Family::EntryIndex => ENTRY_INDEX,
+            Family::Allowances => ALLOWANCES,
+            Family::Accounts => ACCOUNTS,
         }
     }
 }
@@ -797,7 +886,8 @@ struct SortedPuts {
 struct Put {
     family: Family,
     key: std::ops::Range<usize>,
-    value: std::ops::Range<usize>,
+    /// `None`: the key is deleted.
+    value: Option<std::ops::Range<usize>>,
 }
 
 impl SortedPuts {
@@ -806,7 +896,13 @@ impl SortedPuts {
         self.bytes.extend_from_slice(key);
         let value_at = self.bytes.len();
         self.bytes.extend_from_slice(value);
-        self.index.push(Put { family, key: key_at..value_at, value: value_at..self.bytes.len() });
+        self.index.push(Put { family, key: key_at..value_at, value: Some(value_at..self.bytes.len()) });
+    }
+
+    fn delete(&mut self, family: Family, key: &[u8]) {
+        let key_at = self.bytes.len();
+        self.bytes.extend_from_slice(key);
+        self.index.push(Put { family, key: key_at..self.bytes.len(), value: None });
     }
 
     /// Orders the puts by family and key, as RocksDB's memtable wants them.
@@ -825,7 +921,11 @@ impl SortedPuts {
         // lengths), so the batch is not regrown and copied as it fills.
         let mut batch = WriteBatch::with_capacity_bytes(bytes.len() + self.index.len() * 16 + 64);
         for put in &self.index {
-            batch.put_cf(store.cf(put.family.name()), &bytes[put.key.clone()], &bytes[put.value.clone()]);
+            let family = store.cf(put.family.name());
+            match &put.value {
+                Some(value) => batch.put_cf(family, &bytes[put.key.clone()], &bytes[value.clone()]),
+                None => batch.delete_cf(family, &bytes[put.key.clone()]),
+            }
         }
         batch
     }
@@ -889,6 +989,36 @@ impl StateBatch {
                 pricing_type: pricing_type.to_owned(),
             };
             *self.usage.entry(keys::usage_key(&usage)).or_default() += sign * *recipients as i64;
+        }
+    }
+
+    /// Keeps the allowance claim an entry makes or withdraws (R13, R26, R80): a posting of a
+    /// fact that claims a pool puts the claim, a reversal deletes it. A claim moved across the
+    /// free boundary is reversed and posted again, so it stays.
+    pub fn move_claim(&mut self, entry: &Entry) {
+        let Charge::Allowance(pool) = entry.fact.charge() else { return };
+        let key = keys::claim_key(pool, entry.fact.at().0, entry.fact.id());
+        match entry.action {
+            EntryAction::Post => {
+                let context = entry.fact.context();
+                let owner = (context.waba_id.clone(), context.contact.clone());
+                self.puts.put(Family::Allowances, &key, &keys::encode_claim(entry.fact.quantity(), &owner));
+            }
+            EntryAction::Reverse => self.puts.delete(Family::Allowances, &key),
+        }
+    }
+
+    /// Records the WABA a business phone number's events came under.
+    pub fn put_phone_number(&mut self, phone_number_id: &str, waba_id: &str) {
+        self.puts.put(Family::Accounts, &keys::phone_number_key(phone_number_id), waba_id.as_bytes());
+    }
+
+    /// Sets (`Some`) or deletes (`None`) a key of pricing's own state.
+    pub fn pricing_state(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let key = keys::pricing_state_key(key);
+        match value {
+            Some(value) => self.puts.put(Family::Accounts, &key, value),
+            None => self.puts.delete(Family::Accounts, &key),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Key encodings round-trip, keep scopes apart and sort by time within a scope.
 
+use ledger_core::{AllowanceKind, AllowancePool, ContactKey, LocalMonth, StoredClaim, Timestamp, WabaId};
 use ledger_store::keys::{self, Scope, UsageKey};
 use proptest::prelude::*;
 
@@ -77,5 +78,59 @@ proptest! {
         let _ = keys::decode_usage_key(&bytes);
         let _ = keys::decode_message_key(&bytes);
         let _ = keys::decode_dead_letter_key(&bytes);
+        let _ = keys::decode_claim_key(&bytes);
+        let _ = keys::decode_claim(&bytes, &bytes);
+        let _ = keys::decode_phone_number_key(&bytes);
     }
+
+    /// Allowance claims round-trip with their owners, and a pool's claims sort in the order the
+    /// allowance grants them: (instant, fact id) (R13, R26, R80).
+    #[test]
+    fn allowance_claims_round_trip_and_sort_in_grant_order(
+        pool in pool(),
+        other in pool(),
+        claims in prop::collection::vec((any::<i64>(), any::<u128>()), 2..8),
+        units in 1u64..500,
+        owner in (text(), text(), text()),
+    ) {
+        let owner = (WabaId::from(owner.0.as_str()), ContactKey::new(&owner.1, &owner.2));
+        let mut keyed: Vec<(Vec<u8>, (i64, u128))> =
+            claims.iter().map(|&(at, id)| (keys::claim_key(&pool, at, id), (at, id))).collect();
+        for (key, (at, id)) in &keyed {
+            prop_assert_eq!(keys::decode_claim_key(key).expect("decodes"), (pool.clone(), *at, *id));
+            let claim = keys::decode_claim(key, &keys::encode_claim(units, &owner)).expect("decodes");
+            let expected =
+                StoredClaim { at: Timestamp(*at), fact_id: *id, units, owner: owner.clone() };
+            prop_assert_eq!(claim, expected);
+            prop_assert!(key.starts_with(&keys::allowance_pool_prefix(&pool)));
+            prop_assert!(key.starts_with(&keys::allowance_month_prefix(pool.month)));
+            if other != pool {
+                prop_assert!(!key.starts_with(&keys::allowance_pool_prefix(&other)));
+            }
+        }
+        keyed.sort();
+        let in_key_order: Vec<(i64, u128)> = keyed.into_iter().map(|(_, claim)| claim).collect();
+        let mut in_grant_order = in_key_order.clone();
+        in_grant_order.sort();
+        prop_assert_eq!(in_key_order, in_grant_order);
+    }
+
+    #[test]
+    fn phone_number_keys_round_trip(phone_number_id in text()) {
+        let key = keys::phone_number_key(&phone_number_id);
+        prop_assert_eq!(keys::decode_phone_number_key(&key).expect("decodes"), phone_number_id);
+    }
+}
+
+fn pool() -> impl Strategy<Value = AllowancePool> {
+    let kind = prop_oneof![
+        Just(AllowanceKind::Era1Conversations),
+        Just(AllowanceKind::Era2ServiceConversations),
+        Just(AllowanceKind::Era5ServiceMessages),
+    ];
+    (kind, text(), 2010i32..2100, 1u32..=12).prop_map(|(kind, scope, year, month)| AllowancePool {
+        kind,
+        scope: scope.into(),
+        month: LocalMonth { year, month },
+    })
 }

@@ -165,15 +165,20 @@ impl History {
     }
 
     /// Folds the history in order and prices the journal as the projector would.
-    pub fn price(&self, pricing: Pricing) -> LineBook {
+    /// The journal the events fold into, in order.
+    pub fn entries(&self) -> Vec<ledger_core::Entry> {
         let mut ledger = Ledger::new(LedgerConfig::default());
-        let mut pricer = Pricer::new(Arc::new(pricing));
-        let mut book = LineBook::default();
         let mut entries = Vec::new();
         for event in &self.events {
             ledger.apply(event.clone(), &mut entries).expect("valid event");
         }
-        for entry in &entries {
+        entries
+    }
+
+    pub fn price(&self, pricing: Pricing) -> LineBook {
+        let mut pricer = Pricer::new(Arc::new(pricing));
+        let mut book = LineBook::default();
+        for entry in &self.entries() {
             for priced in pricer.price(entry) {
                 book.add(priced);
             }
