@@ -159,6 +159,9 @@ fn pipeline(contacts: usize, state_cache_bytes: usize) -> anyhow::Result<()> {
         webhooks.len(),
         loaded.elapsed().as_secs_f64()
     );
+    // The generated traffic is in the log now: what stays resident from here is the stages'.
+    drop(webhooks);
+    println!("memory: {} MiB resident before the projection", resident_kib().unwrap_or(0) / 1024);
 
     let batch = ledger_query::server::DEFAULT_BATCH_SIZE;
     let (store, report, seconds) = project_into(&log, &dir.path().join("state"), batch, state_cache_bytes)?;
