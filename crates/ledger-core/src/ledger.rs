@@ -288,7 +288,7 @@ impl Ledger {
     /// resident pool is the newer).
     pub fn restore_pool(&mut self, pool: &AllowancePool, claims: Vec<StoredClaim>) {
         if !self.allowances.contains_key(pool) {
-            self.allowances.insert(pool.clone(), Allowance::of_claims(pool_limit(self.config, pool), claims));
+            insert_pool(self.config, &mut self.allowances, pool, claims);
         }
     }
 
@@ -593,8 +593,18 @@ fn load_pool(
         what: format!("allowance pool {}/{}/{}", pool.kind.as_str(), pool.scope, pool.month),
         reason: e.to_string(),
     })?;
-    allowances.insert(pool.clone(), Allowance::of_claims(pool_limit(config, pool), claims));
+    insert_pool(config, allowances, pool, claims);
     Ok(())
+}
+
+/// A pool in memory from its stored claims.
+fn insert_pool(
+    config: LedgerConfig,
+    allowances: &mut foldhash::HashMap<AllowancePool, Allowance>,
+    pool: &AllowancePool,
+    claims: Vec<StoredClaim>,
+) {
+    allowances.insert(pool.clone(), Allowance::of_claims(pool_limit(config, pool), claims));
 }
 
 fn resolve(allowances: &foldhash::HashMap<AllowancePool, Allowance>, id: FactId, fact: &Fact) -> Resolution {

@@ -98,6 +98,14 @@ fn traffic(seed: u64) -> Vec<Event> {
     events
 }
 
+/// The contacts the events name, each once, in order.
+fn contacts_of(events: &[Event]) -> Vec<ContactKey> {
+    let mut contacts: Vec<ContactKey> = events.iter().filter_map(|e| e.contact.clone()).collect();
+    contacts.sort();
+    contacts.dedup();
+    contacts
+}
+
 #[test]
 fn as_of_eligibility_from_the_store_equals_a_replay_of_the_log() {
     // Four free service messages a month per number, so the allowance fills up (R80).
@@ -107,12 +115,7 @@ fn as_of_eligibility_from_the_store_equals_a_replay_of_the_log() {
         let events = traffic(seed);
         let Projected { log, queries, .. } = &projected(&events, config, &pricing, 5);
 
-        let contacts: Vec<ContactKey> = {
-            let mut contacts: Vec<_> = events.iter().filter_map(|e| e.contact.clone()).collect();
-            contacts.sort();
-            contacts.dedup();
-            contacts
-        };
+        let contacts = contacts_of(&events);
         let mut compared = 0;
         let mut allowance_full = false;
         for as_of in events.iter().step_by(4).map(|e| e.receive_time) {
@@ -154,9 +157,7 @@ fn answers_after_a_restart_equal_those_before_it() {
     for seed in 1..=3 {
         let events = traffic(seed);
         let Projected { log, queries, .. } = &projected(&events, config, &pricing, 5);
-        let mut contacts: Vec<ContactKey> = events.iter().filter_map(|e| e.contact.clone()).collect();
-        contacts.sort();
-        contacts.dedup();
+        let contacts = contacts_of(&events);
         let answers = |queries: &Queries| {
             let mut answers = Vec::new();
             for contact in &contacts {
