@@ -152,12 +152,13 @@ fn ask_data_dir(args: &QueryArgs) -> anyhow::Result<Value> {
     if let Ok(log) = EmbeddedLog::open_read_only(&log_path(&args.data_dir)) {
         queries = queries.with_log(Arc::new(log), config);
     }
-    // Eligibility needs the fold's in-memory state, and so does finding a phone number's WABA
-    // when the question does not name it: only then fold the projected prefix of the log.
+    // Eligibility and the timeline are answered from the contact's state under its account's
+    // (settings, allowance pools), and finding a phone number's WABA when the question does not
+    // name it needs the phone numbers' map: only then start the projector's state from the store.
     let needs_fold = match &args.question {
         // As-of answers fold from the store; only an unnamed WABA needs the phone numbers' map.
         Question::Eligibility { as_of, waba_id, .. } => as_of.is_none() || waba_id.is_none(),
-        Question::Timeline { waba_id, .. } => waba_id.is_none(),
+        Question::Timeline { .. } => true,
         Question::Entries { waba_id, phone_number_id, .. } => waba_id.is_none() && phone_number_id.is_some(),
         Question::Usage { .. }
         | Question::Explain { .. }

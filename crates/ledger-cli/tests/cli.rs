@@ -246,11 +246,11 @@ fn a_log_older_than_the_state_is_refused_with_a_clear_message() {
 }
 
 /// ARCHITECTURE "State: where it lives": an account event (here a template category change,
-/// R8, R90) re-folds the account's contacts, and every view of them follows — the stored timeline
+/// R90) re-folds the account's contacts, and every view of them follows — the timeline
 /// too, not just the journal. Tried as a user would: a utility conversation imported, then, in
 /// a second import, the template's recategorization effective before the send.
 #[test]
-fn a_template_category_change_rewrites_the_timelines_it_refolds() {
+fn a_template_category_change_moves_the_timelines_it_refolds() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let contact = r#""waba_id":"W1","contact":{"phone_number_id":"P1","user_id":"5511900000001"}"#;
@@ -286,7 +286,7 @@ fn a_template_category_change_rewrites_the_timelines_it_refolds() {
 
     import("change.jsonl", &format!("{change}\n"));
     // R8, R90: the template counts as marketing from the change's effective instant on.
-    assert_eq!(open_conversations(), ["marketing"], "the stored timeline follows the re-fold");
+    assert_eq!(open_conversations(), ["marketing"], "the timeline follows the re-fold");
     let audit = ledger().arg("audit").arg("--quiet").arg("--data-dir").arg(&data).output().expect("runs");
     let report = String::from_utf8_lossy(&audit.stdout);
     assert!(audit.status.success() && report.contains("audit: match"), "{report}");

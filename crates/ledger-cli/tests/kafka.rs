@@ -280,8 +280,8 @@ fn assert_same_state(partitioned: &StateItems, embedded: &StateItems) {
     assert_eq!(partitioned.events, embedded.events, "event keys");
     assert_eq!(partitioned.live_entries, embedded.live_entries, "standing entries");
     assert_eq!(partitioned.counters, embedded.counters, "usage and billing counters");
-    assert_eq!(partitioned.records.len(), embedded.records.len(), "timelines and messages");
-    assert!(partitioned.records == embedded.records, "timeline or message states differ");
+    assert_eq!(partitioned.contacts.len(), embedded.contacts.len(), "contacts");
+    assert!(partitioned.contacts == embedded.contacts, "contact states differ");
 }
 
 /// Distinct entry ids on the entries topic.

@@ -320,6 +320,28 @@ impl Ledger {
         stored: Option<StoredContact>,
         at: Timestamp,
     ) -> Eligibility {
+        self.eligibility_at(waba_id, contact, stored, |_| Some(at)).expect("an instant is given").1
+    }
+
+    /// The contact's state as of its latest event (the timeline's snapshot): that instant and
+    /// eligibility then, from memory or from `stored`; `None` for a contact without events.
+    pub fn latest_eligibility_of(
+        &self,
+        waba_id: &WabaId,
+        contact: &ContactKey,
+        stored: Option<StoredContact>,
+    ) -> Option<(Timestamp, Eligibility)> {
+        self.eligibility_at(waba_id, contact, stored, ContactLedger::latest_event_time)
+    }
+
+    /// Eligibility at the instant `at` picks from the contact's fold (none: no answer).
+    fn eligibility_at(
+        &self,
+        waba_id: &WabaId,
+        contact: &ContactKey,
+        stored: Option<StoredContact>,
+        at: impl FnOnce(&ContactLedger) -> Option<Timestamp>,
+    ) -> Option<(Timestamp, Eligibility)> {
         let empty = ContactLedger::default();
         let fallback;
         let (clock, catalog, resident) = match self.accounts.get(waba_id) {
@@ -339,6 +361,7 @@ impl Ledger {
             }
             (None, None) => &empty,
         };
+        let at = at(ledger)?;
         let mut answer = ledger.eligibility(&ctx, at);
         for preview in
             [&mut answer.free_form, &mut answer.marketing, &mut answer.utility, &mut answer.authentication]
@@ -350,7 +373,7 @@ impl Ledger {
             }
             preview.summary = preview.summarize();
         }
-        answer
+        Some((at, answer))
     }
 
     /// The entries standing after netting reversals, sorted by instant (a conversation before

@@ -14,7 +14,6 @@
 //! the same entry ids, so the rebuilt state continues exactly where the store stopped.
 
 mod group;
-mod snapshot;
 mod states;
 
 use std::collections::HashSet;
@@ -22,8 +21,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use ledger_core::{
-    ContactKey, Entry, Event, EventKind, Fact, FoldError, Ingested, Ledger, LedgerConfig, RuleSettings,
-    WabaId,
+    ContactKey, Entry, Event, Fact, FoldError, Ingested, Ledger, LedgerConfig, RuleSettings, WabaId,
 };
 use ledger_log::{EventLog, LogError, StoredRecord};
 use ledger_store::{ContactEvent, DeadLetter, Scope, StateBatch, Store, StoreError};
@@ -32,7 +30,6 @@ pub use group::{
     partition_path, GroupMember, GroupOptions, OwnedPartition, Ownership, PricingFactory, RoundReport,
     DEFAULT_MAX_POLL_INTERVAL, PARTITION_CONSUMER,
 };
-pub use snapshot::{MessageSnapshot, TimelineSnapshot};
 pub use states::DEFAULT_STATE_CACHE_BYTES;
 use states::{ContactCache, StoreStates};
 
@@ -470,7 +467,7 @@ struct FoldedChunk {
 }
 
 /// Folds `records` into the ledger and collects what they change, except pricing (the
-/// writer's): the touched contacts' states, timelines and message states. Contacts not in
+/// writer's): the states of the contacts whose events or postings moved. Contacts not in
 /// memory are loaded from `store` through `cache`; after the chunk, the cache evicts what
 /// exceeds its budget. Counts go into `report`.
 fn fold_chunk(
@@ -489,7 +486,6 @@ fn fold_chunk(
     let mut batch = StateBatch::default();
     let mut entries: Vec<Entry> = Vec::new();
     let mut touched_contacts: HashSet<(WabaId, ContactKey)> = HashSet::new();
-    let mut touched_messages: HashSet<(WabaId, ContactKey, ledger_core::MessageId)> = HashSet::new();
     let mut conflicts = 0;
     let mut remaining = decoded.into_iter().peekable();
     while remaining.peek().is_some() {
@@ -500,8 +496,6 @@ fn fold_chunk(
             let event_id = event.event_id.clone();
             let event_time = event.event_time;
             let contact = event.contact.clone().map(|c| (event.waba_id.clone(), c));
-            let message = message_of(&event.kind).cloned();
-            let refolds_account = refolds_account(&event.kind).then(|| event.waba_id.clone());
             let new_phone_number = contact
                 .as_ref()
                 .filter(|(_, c)| ledger.waba_of_phone_number(&c.phone_number_id).is_none())
@@ -524,22 +518,17 @@ fn fold_chunk(
             match applied {
                 Ok(Ingested::Created) => {
                     report.created += 1;
-                    batch.put_event(&scope, event_time.0, event_id.as_str(), &record.payload);
+                    // A contact's events are kept in its state; the `events` family holds the
+                    // account's own (and everything, for a store without contact states).
+                    if contact.is_none() || cache.is_none() {
+                        batch.put_event(&scope, event_time.0, event_id.as_str(), &record.payload);
+                    }
                     if let Some((waba_id, contact)) = contact {
                         if let Some(cache) = cache.as_deref_mut() {
                             let key = (waba_id.clone(), contact.clone());
                             cache.push(&key, ContactEvent { offset, payload: record.payload.clone() });
                         }
-                        if let Some(message) = message {
-                            touched_messages.insert((waba_id.clone(), contact.clone(), message));
-                        }
                         touched_contacts.insert((waba_id, contact));
-                    }
-                    if let Some(waba_id) = refolds_account {
-                        // The account's contacts were re-folded: their timelines change too.
-                        for contact in ledger.contacts_of(&waba_id) {
-                            touched_contacts.insert((waba_id.clone(), contact.clone()));
-                        }
                     }
                 }
                 Ok(Ingested::Exists) => report.duplicates += 1,
@@ -562,27 +551,11 @@ fn fold_chunk(
     }
 
     let mut ledger = ledger.write().unwrap_or_else(PoisonError::into_inner);
-    for key in &touched_contacts {
-        let (waba_id, contact) = key;
-        if let Some(snapshot) = TimelineSnapshot::of(&ledger, waba_id, contact) {
-            batch.put_timeline(
-                waba_id.as_str(),
-                &contact.phone_number_id,
-                &contact.user_id,
-                &snapshot.to_json(),
-            );
-        }
-        if let Some(cache) = cache.as_deref_mut() {
+    if let Some(cache) = cache {
+        for key in &touched_contacts {
             cache.touch(key);
             cache.put_state(&mut batch, &ledger, key);
         }
-    }
-    for (waba_id, contact, message_id) in &touched_messages {
-        let snapshot = MessageSnapshot::of(&ledger, waba_id, contact, message_id);
-        let pair = (&*contact.phone_number_id, &*contact.user_id);
-        batch.put_message(waba_id.as_str(), pair, message_id.as_str(), &snapshot.to_json());
-    }
-    if let Some(cache) = cache {
         cache.evict_over_budget(&mut ledger);
     }
     report.conflicts += conflicts;
@@ -664,21 +637,6 @@ pub fn scope_of(event: &Event) -> Scope {
             user_id: contact.user_id.to_string(),
         },
         None => Scope::Account { waba_id: event.waba_id.to_string() },
-    }
-}
-
-/// Account events that may re-fold every contact of the account (a new time zone moves month
-/// boundaries, R6; a category change re-classifies templates, R8, R90).
-fn refolds_account(kind: &EventKind) -> bool {
-    matches!(kind, EventKind::AccountSettings(_) | EventKind::TemplateCategoryChange(_))
-}
-
-fn message_of(kind: &EventKind) -> Option<&ledger_core::MessageId> {
-    match kind {
-        EventKind::SendRecord(s) => Some(&s.message_id),
-        EventKind::MessageStatus(s) => Some(&s.message_id),
-        EventKind::PricingReport(r) => Some(&r.message_id),
-        _ => None,
     }
 }
 

@@ -5,8 +5,8 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use ledger_core::{
-    AllowancePool, Charge, ContactKey, Entry, EntryAction, Ledger, LedgerConfig, LocalMonth, Timestamp,
-    WabaId,
+    AllowancePool, Charge, ContactKey, Entry, EntryAction, Event, Ledger, LedgerConfig, LocalMonth,
+    Timestamp, WabaId,
 };
 use ledger_log::EventLog;
 use ledger_pricing::attribution::{self, AdSource};
@@ -64,13 +64,26 @@ pub fn parse_instant(text: &str) -> Result<Timestamp, QueryError> {
     })
 }
 
+/// A contact's timeline as of its latest event: the windows and conversations open then, and
+/// what each kind of send would do at that instant. Computed from the contact's fold state when
+/// asked (never stored, so never stale); it depends only on the set of the contact's events
+/// and the account's, whatever order they arrived in.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineSnapshot {
+    pub waba_id: WabaId,
+    pub phone_number_id: String,
+    pub user_id: String,
+    pub latest_event_at: Timestamp,
+    pub state: ledger_core::Eligibility,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TimelineView {
     pub waba_id: String,
     pub phone_number_id: String,
     pub user_id: String,
     /// Windows, open conversations and send previews as of the latest event.
-    pub snapshot: serde_json::Value,
+    pub snapshot: TimelineSnapshot,
     /// The contact's events in event-time order.
     pub events: Vec<ledger_core::Event>,
     /// Journal entries of the contact in time order, reversals included.
@@ -248,10 +261,9 @@ impl Queries {
         })?;
         let waba_id = self.waba_of(phone_number_id, waba_id)?;
         let contact = ContactKey::new(phone_number_id, user_id);
-        let mut folded =
-            AsOfFold { store: &self.store, ledger: Ledger::new(*config), as_of, scratch: Vec::new() };
-        folded.scope(&Scope::Account { waba_id: waba_id.to_string() })?;
-        folded.scope(&contact_scope(&waba_id, &contact))?;
+        let mut folded = AsOfFold { queries: self, ledger: Ledger::new(*config), as_of, scratch: Vec::new() };
+        folded.account(&waba_id)?;
+        folded.contact(&waba_id, &contact)?;
         let pools: Vec<AllowancePool> = {
             let answer = folded.ledger.eligibility(&waba_id, &contact, at);
             let mut pools: Vec<AllowancePool> =
@@ -278,7 +290,7 @@ impl Queries {
                 }
                 for claimant in page.iter().filter_map(|entry| claimant_of(entry, pool)) {
                     if seen.insert(claimant.clone()) {
-                        folded.scope(&contact_scope(&waba_id, &claimant))?;
+                        folded.contact(&waba_id, &claimant)?;
                     }
                 }
             }
@@ -572,29 +584,67 @@ impl Queries {
     ) -> Result<PricedEligibility, QueryError> {
         let waba_id = self.waba_of(phone_number_id, waba_id)?;
         let contact = ContactKey::new(phone_number_id, user_id);
+        let (_, answer) = self
+            .contact_answer(&waba_id, &contact, |ledger, stored| {
+                Some((at, ledger.eligibility_of(&waba_id, &contact, stored, at)))
+            })?
+            .expect("an instant is given");
+        Ok(self.pricing.price_eligibility(waba_id.as_str(), user_id, answer))
+    }
+
+    /// Answers a question about one contact from the projector's memory when the contact is
+    /// there, else from its stored state, read without holding the projector's lock; allowance
+    /// pools nothing touched since the start are loaded and the question asked again.
+    fn contact_answer(
+        &self,
+        waba_id: &WabaId,
+        contact: &ContactKey,
+        ask: impl Fn(&Ledger, Option<ledger_core::StoredContact>) -> Option<(Timestamp, ledger_core::Eligibility)>,
+    ) -> Result<Option<(Timestamp, ledger_core::Eligibility)>, QueryError> {
         let ledger = self.ledger()?;
-        // The answer, and the allowance pools it counts against that are not in memory.
         let answer_once = || -> Result<_, QueryError> {
             {
                 let ledger = ledger.read().unwrap_or_else(PoisonError::into_inner);
-                if ledger.contact(&waba_id, &contact).is_some() {
-                    let answer = ledger.eligibility(&waba_id, &contact, at);
-                    return Ok((ledger.pools_not_loaded(&answer), answer));
+                if ledger.contact(waba_id, contact).is_some() {
+                    return Ok(ask(&ledger, None));
                 }
             }
-            // Not in memory: its stored state, read without holding the projector's lock.
-            let stored = self.stored_contact(&waba_id, &contact)?;
-            let ledger = ledger.read().unwrap_or_else(PoisonError::into_inner);
-            let answer = ledger.eligibility_of(&waba_id, &contact, stored, at);
-            Ok((ledger.pools_not_loaded(&answer), answer))
+            let stored = self.stored_contact(waba_id, contact)?;
+            Ok(ask(&ledger.read().unwrap_or_else(PoisonError::into_inner), stored))
         };
-        let (unloaded, mut answer) = answer_once()?;
-        if !unloaded.is_empty() {
-            // The allowance use of a pool nothing touched since the start: load it, ask again.
-            self.load_pools(unloaded)?;
-            answer = answer_once()?.1;
+        let answer = answer_once()?;
+        let unloaded = match &answer {
+            Some((_, eligibility)) => {
+                ledger.read().unwrap_or_else(PoisonError::into_inner).pools_not_loaded(eligibility)
+            }
+            None => Vec::new(),
+        };
+        if unloaded.is_empty() {
+            return Ok(answer);
         }
-        Ok(self.pricing.price_eligibility(waba_id.as_str(), user_id, answer))
+        // The allowance use of a pool nothing touched since the start: load it, ask again.
+        self.load_pools(unloaded)?;
+        answer_once()
+    }
+
+    /// The contact's events as stored, in event-time order (then by id, as the log's order
+    /// does not matter): from its fold state, or, for a store written before contact states
+    /// were kept, from the `events` family.
+    fn contact_events(&self, waba_id: &WabaId, contact: &ContactKey) -> Result<Vec<Event>, QueryError> {
+        let mut events = match self.stored_contact(waba_id, contact)? {
+            Some(stored) => stored.events,
+            None => self.scope_events(&contact_scope(waba_id, contact))?,
+        };
+        events.sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
+        Ok(events)
+    }
+
+    /// The events the `events` family holds for a scope (an account's own, or a contact's in
+    /// a store written before contact states were kept), in event-time order.
+    fn scope_events(&self, scope: &Scope) -> Result<Vec<Event>, QueryError> {
+        let decoded: Result<Vec<Event>, _> =
+            self.store.events(scope)?.iter().map(|raw| ledger_proto::decode_event(raw)).collect();
+        Ok(decoded.map_err(|e| StoreError::Value { family: ledger_store::EVENTS, reason: e.to_string() })?)
     }
 
     pub fn timeline(
@@ -604,30 +654,28 @@ impl Queries {
         waba_id: Option<&str>,
     ) -> Result<TimelineView, QueryError> {
         let waba_id = self.waba_of(phone_number_id, waba_id)?;
-        let snapshot = self.store.timeline(waba_id.as_str(), phone_number_id, user_id)?.ok_or_else(|| {
-            QueryError::NotFound(format!("no events for contact {phone_number_id}/{user_id}"))
-        })?;
-        let snapshot = serde_json::from_slice(&snapshot)
-            .map_err(|e| StoreError::Value { family: ledger_store::TIMELINES, reason: e.to_string() })?;
-        let scope = Scope::Contact {
-            waba_id: waba_id.to_string(),
-            phone_number_id: phone_number_id.to_owned(),
-            user_id: user_id.to_owned(),
-        };
-        let events = self
-            .store
-            .events(&scope)?
-            .iter()
-            .map(|raw| ledger_proto::decode_event(raw))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::Value { family: ledger_store::EVENTS, reason: e.to_string() })?;
+        let contact = ContactKey::new(phone_number_id, user_id);
+        let (latest_event_at, state) = self
+            .contact_answer(&waba_id, &contact, |ledger, stored| {
+                ledger.latest_eligibility_of(&waba_id, &contact, stored)
+            })?
+            .ok_or_else(|| {
+                QueryError::NotFound(format!("no events for contact {phone_number_id}/{user_id}"))
+            })?;
+        let scope = contact_scope(&waba_id, &contact);
         let entries = self.store.entries(&scope, i64::MIN, i64::MAX, usize::MAX)?;
         Ok(TimelineView {
             waba_id: waba_id.to_string(),
             phone_number_id: phone_number_id.to_owned(),
             user_id: user_id.to_owned(),
-            snapshot,
-            events,
+            snapshot: TimelineSnapshot {
+                waba_id: waba_id.clone(),
+                phone_number_id: phone_number_id.to_owned(),
+                user_id: user_id.to_owned(),
+                latest_event_at,
+                state,
+            },
+            events: self.contact_events(&waba_id, &contact)?,
             entries: entries.iter().map(EntryView::from).collect(),
         })
     }
@@ -692,25 +740,35 @@ impl Queries {
 
 /// A ledger folded from stored events received by an instant (as-of answers).
 struct AsOfFold<'a> {
-    store: &'a Store,
+    queries: &'a Queries,
     ledger: Ledger,
     as_of: Timestamp,
     scratch: Vec<Entry>,
 }
 
 impl AsOfFold<'_> {
-    /// Folds the scope's stored events received by `as_of`.
-    fn scope(&mut self, scope: &Scope) -> Result<(), QueryError> {
-        for raw in self.store.events(scope)? {
-            let event = ledger_proto::decode_event(&raw)
-                .map_err(|e| StoreError::Value { family: ledger_store::EVENTS, reason: e.to_string() })?;
+    /// Folds the account's own stored events received by `as_of`.
+    fn account(&mut self, waba_id: &WabaId) -> Result<(), QueryError> {
+        let events = self.queries.scope_events(&Scope::Account { waba_id: waba_id.to_string() })?;
+        self.fold(events);
+        Ok(())
+    }
+
+    /// Folds the contact's stored events received by `as_of`.
+    fn contact(&mut self, waba_id: &WabaId, contact: &ContactKey) -> Result<(), QueryError> {
+        let events = self.queries.contact_events(waba_id, contact)?;
+        self.fold(events);
+        Ok(())
+    }
+
+    fn fold(&mut self, events: Vec<Event>) {
+        for event in events {
             if event.receive_time <= self.as_of {
                 // Refused events were refused when projected, alike.
                 let _ = self.ledger.apply(event, &mut self.scratch);
             }
         }
         self.scratch.clear();
-        Ok(())
     }
 }
 

@@ -232,23 +232,6 @@ pub fn decode_usage_key(key: &[u8]) -> Result<UsageKey, KeyError> {
     Ok(decoded)
 }
 
-/// `messages` family: contact, message id → the message's merged state. Keyed by contact
-/// because the fold keeps message state per contact: a message id reused for two recipients
-/// is two messages.
-pub fn message_key(waba_id: &str, phone_number_id: &str, user_id: &str, message_id: &str) -> Vec<u8> {
-    let mut out = contact_prefix(waba_id, phone_number_id, user_id);
-    put_text(&mut out, message_id);
-    out
-}
-
-pub fn decode_message_key(key: &[u8]) -> Result<(Scope, String), KeyError> {
-    let mut reader = Reader { bytes: key, what: "message" };
-    let scope = read_scope(&mut reader)?;
-    let message_id = reader.text()?;
-    reader.done()?;
-    Ok((scope, message_id))
-}
-
 /// The store's tag for each allowance kind: part of the `allowances` keys, so never reused.
 fn allowance_kind_tag(kind: AllowanceKind) -> u8 {
     match kind {

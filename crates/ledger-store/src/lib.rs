@@ -43,8 +43,6 @@ pub use keys::{KeyError, Scope, UsageKey};
 
 pub const EVENTS: &str = "events";
 pub const CONTACTS: &str = "contacts";
-pub const TIMELINES: &str = "timelines";
-pub const MESSAGES: &str = "messages";
 pub const ENTRIES: &str = "entries";
 pub const ENTRY_INDEX: &str = "entry_index";
 pub const USAGE: &str = "usage";
@@ -57,24 +55,13 @@ pub use dead_letters::DeadLetterCaps;
 
 pub const DEAD_LETTERS: &str = "dead_letters";
 
-const FAMILIES: [&str; 12] = [
-    EVENTS,
-    CONTACTS,
-    TIMELINES,
-    MESSAGES,
-    ENTRIES,
-    ENTRY_INDEX,
-    USAGE,
-    BILLING,
-    ALLOWANCES,
-    ACCOUNTS,
-    OFFSETS,
-    DEAD_LETTERS,
-];
+const FAMILIES: [&str; 10] =
+    [EVENTS, CONTACTS, ENTRIES, ENTRY_INDEX, USAGE, BILLING, ALLOWANCES, ACCOUNTS, OFFSETS, DEAD_LETTERS];
 
 /// Families earlier versions wrote that nothing reads any more: dropped when a store is opened
-/// for writing. `dedupe` (event id → offset) duplicated what the log's own index answers.
-const OBSOLETE_FAMILIES: [&str; 1] = ["dedupe"];
+/// for writing. `dedupe` (event id → offset) duplicated what the log's own index answers;
+/// `timelines` and `messages` held views the contact's stored state answers when asked.
+const OBSOLETE_FAMILIES: [&str; 3] = ["dedupe", "timelines", "messages"];
 
 /// The consumer name under which the embedded projector keeps its position.
 pub const PROJECTOR: &str = "projector";
@@ -159,7 +146,7 @@ fn family_options(name: &str) -> Options {
     if name == USAGE || name == BILLING {
         options.set_merge_operator_associative("add_i64", add_counts);
     }
-    if name == CONTACTS || name == TIMELINES || name == MESSAGES || name == ENTRIES {
+    if name == CONTACTS || name == ENTRIES {
         // Point lookups: a bloom filter spares reads of keys that are not there.
         let mut table = BlockBasedOptions::default();
         table.set_bloom_filter(10.0, false);
@@ -489,7 +476,9 @@ impl Store {
         Ok(out)
     }
 
-    /// The encoded events of one scope in event-time order.
+    /// The encoded events the `events` family holds for a scope, in event-time order: an
+    /// account's own events; a contact's only in a store written before contact states were
+    /// kept (a contact's events are in its state, [`Store::contact_state`]).
     pub fn events(&self, scope: &Scope) -> Result<Vec<Vec<u8>>, StoreError> {
         self.scan(EVENTS, &keys::scope_prefix(scope), usize::MAX, |_, value| Ok(value.to_vec()))
     }
@@ -515,27 +504,6 @@ impl Store {
             let (_, phone_number_id, user_id) = keys::parse_contact_prefix(key)?;
             Ok((phone_number_id, user_id))
         })
-    }
-
-    pub fn timeline(
-        &self,
-        waba_id: &str,
-        phone_number_id: &str,
-        user_id: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = keys::contact_prefix(waba_id, phone_number_id, user_id);
-        Ok(self.db.get_cf(self.cf(TIMELINES), key)?)
-    }
-
-    pub fn message(
-        &self,
-        waba_id: &str,
-        phone_number_id: &str,
-        user_id: &str,
-        message_id: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = keys::message_key(waba_id, phone_number_id, user_id, message_id);
-        Ok(self.db.get_cf(self.cf(MESSAGES), key)?)
     }
 
     pub fn entry(&self, entry_id: u128) -> Result<Option<ledger_proto::v1::Entry>, StoreError> {
@@ -636,19 +604,18 @@ impl Store {
 
     /// A digest of the state that depends only on the set of events projected, not on their
     /// arrival order or receive times: event keys, the entries standing after reversals (ids
-    /// left out, as they count postings), non-zero usage counters, timelines and message
-    /// states. Two stores with equal digests answer every query alike.
+    /// left out, as they count postings) and non-zero usage counters. Two stores with equal
+    /// digests answer every query alike (the contact views are computed from the events).
     pub fn digest(&self) -> Result<StateDigest, StoreError> {
         use xxhash_rust::xxh3::xxh3_128;
         let mut digest = StateDigest::default();
 
         let mut events = xxhash_rust::xxh3::Xxh3::new();
-        for item in self.db.iterator_cf(self.cf(EVENTS), IteratorMode::Start) {
-            let (key, _) = item?;
+        self.each_event_key(&mut |key| {
             events.update(&(key.len() as u32).to_le_bytes());
-            events.update(&key);
+            events.update(key);
             digest.events += 1;
-        }
+        })?;
         digest.parts.push(("events", events.digest128()));
 
         let posted = self.standing_entries()?;
@@ -670,19 +637,46 @@ impl Store {
             }
             digest.parts.push((family, counters.digest128()));
         }
+        Ok(digest)
+    }
 
-        for family in [TIMELINES, MESSAGES] {
-            let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-            for item in self.db.iterator_cf(self.cf(family), IteratorMode::Start) {
+    /// Every stored event's key ([`keys::event_key`]) in key order, whichever way the store
+    /// keeps its events: account events in the `events` family, then each contact's from its
+    /// state; a store written before contact states were kept has them all in `events`.
+    fn each_event_key(&self, each: &mut dyn FnMut(&[u8])) -> Result<(), StoreError> {
+        let from_states = self.contact_states_kept()?;
+        for item in self.db.iterator_cf(self.cf(EVENTS), IteratorMode::Start) {
+            let (key, _) = item?;
+            // Copies of contact events an earlier build wrote beside the contact states.
+            if from_states && key.first() != Some(&keys::ACCOUNT_SCOPE) {
+                continue;
+            }
+            each(&key);
+        }
+        if from_states {
+            for item in self.db.iterator_cf(self.cf(CONTACTS), IteratorMode::Start) {
                 let (key, value) = item?;
-                for part in [&key, &value] {
-                    hasher.update(&(part.len() as u32).to_le_bytes());
-                    hasher.update(part);
+                for event_key in Self::contact_event_keys(&key, &value)? {
+                    each(&event_key);
                 }
             }
-            digest.parts.push((family, hasher.digest128()));
         }
-        Ok(digest)
+        Ok(())
+    }
+
+    /// The event keys of one stored contact state, sorted.
+    fn contact_event_keys(key: &[u8], value: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let invalid = |reason: String| StoreError::Value { family: CONTACTS, reason };
+        let (waba_id, phone_number_id, user_id) = keys::parse_contact_prefix(key)?;
+        let scope = Scope::Contact { waba_id, phone_number_id, user_id };
+        let state = contact_state::decode(value).map_err(|e| invalid(e.to_string()))?;
+        let mut event_keys = Vec::with_capacity(state.events.len());
+        for event in &state.events {
+            let decoded = ledger_proto::decode_event(&event.payload).map_err(|e| invalid(e.to_string()))?;
+            event_keys.push(keys::event_key(&scope, decoded.event_time.0, decoded.event_id.as_str()));
+        }
+        event_keys.sort_unstable();
+        Ok(event_keys)
     }
 }
 
@@ -713,10 +707,9 @@ impl Store {
     /// Entries are kept without their ids and after reversals, like the digest.
     pub fn state_items(&self) -> Result<StateItems, StoreError> {
         let mut items = StateItems::default();
-        for item in self.db.iterator_cf(self.cf(EVENTS), IteratorMode::Start) {
-            let (key, _) = item?;
+        self.each_event_key(&mut |key| {
             items.events.insert(key.to_vec());
-        }
+        })?;
         for bytes in self.standing_entries()?.into_values() {
             *items.live_entries.entry(bytes).or_default() += 1;
         }
@@ -726,11 +719,23 @@ impl Store {
                 items.counters.insert((family, key.to_vec()), decode_count(&value));
             }
         }
-        for family in [TIMELINES, MESSAGES] {
-            for item in self.db.iterator_cf(self.cf(family), IteratorMode::Start) {
-                let (key, value) = item?;
-                items.records.insert((family, key.to_vec()), value.to_vec());
-            }
+        for item in self.db.iterator_cf(self.cf(CONTACTS), IteratorMode::Start) {
+            let (key, value) = item?;
+            let state = contact_state::decode(&value)
+                .map_err(|e| StoreError::Value { family: CONTACTS, reason: e.to_string() })?;
+            let mut postings: Vec<Vec<u8>> = state
+                .journal
+                .postings
+                .iter()
+                .map(|posting| {
+                    let mut entry = ledger_proto::v1::Entry::from(&posting.entry());
+                    entry.id.clear();
+                    entry.encode_to_vec()
+                })
+                .collect();
+            postings.sort_unstable();
+            let contact = ContactRecord { event_keys: Self::contact_event_keys(&key, &value)?, postings };
+            items.contacts.insert(key.to_vec(), contact);
         }
         items.counters.retain(|_, count| *count != 0);
         Ok(items)
@@ -764,13 +769,23 @@ pub struct StateItems {
     pub live_entries: std::collections::BTreeMap<Vec<u8>, u64>,
     /// Non-zero usage and billing counters.
     pub counters: std::collections::BTreeMap<(&'static str, Vec<u8>), i64>,
-    /// Per-contact timelines and per-message states.
-    pub records: std::collections::BTreeMap<(&'static str, Vec<u8>), Vec<u8>>,
+    /// Each stored contact state, by contact key.
+    pub contacts: std::collections::BTreeMap<Vec<u8>, ContactRecord>,
+}
+
+/// A stored contact state as comparable parts: what stays the same whatever order the
+/// contact's events arrived in (the reversal counts and posting ids do not).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactRecord {
+    /// The keys of its events ([`keys::event_key`]), sorted.
+    pub event_keys: Vec<Vec<u8>>,
+    /// Its standing postings, encoded without their ids, sorted.
+    pub postings: Vec<Vec<u8>>,
 }
 
 impl StateItems {
-    /// Adds another partition's items: sets unite, counters and entry counts add up, records
-    /// (which belong to one contact, hence one partition) are taken as they are.
+    /// Adds another partition's items: sets unite, counters and entry counts add up, contact
+    /// states (each one partition's) are taken as they are.
     pub fn merge(&mut self, other: StateItems) {
         self.events.extend(other.events);
         for (entry, n) in other.live_entries {
@@ -780,7 +795,7 @@ impl StateItems {
             *self.counters.entry(key).or_default() += count;
         }
         self.counters.retain(|_, count| *count != 0);
-        self.records.extend(other.records);
+        self.contacts.extend(other.contacts);
     }
 }
 
@@ -846,8 +861,6 @@ impl std::fmt::Debug for StateBatch {
 enum Family {
     Events,
     Contacts,
-    Timelines,
-    Messages,
     Entries,
     EntryIndex,
     Allowances,
@@ -859,8 +872,6 @@ impl Family {
         match self {
             Family::Events => EVENTS,
             Family::Contacts => CONTACTS,
-            Family::Timelines => TIMELINES,
-            Family::Messages => MESSAGES,
             Family::Entries => ENTRIES,
             Family::EntryIndex => ENTRY_INDEX,
             Family::Allowances => ALLOWANCES,
@@ -945,15 +956,6 @@ impl StateBatch {
     ) {
         let key = keys::contact_prefix(waba_id, phone_number_id, user_id);
         self.puts.put(Family::Contacts, &key, &contact_state::encode(events, journal));
-    }
-
-    pub fn put_timeline(&mut self, waba_id: &str, phone_number_id: &str, user_id: &str, snapshot: &[u8]) {
-        self.puts.put(Family::Timelines, &keys::contact_prefix(waba_id, phone_number_id, user_id), snapshot);
-    }
-
-    pub fn put_message(&mut self, waba_id: &str, contact: (&str, &str), message_id: &str, state: &[u8]) {
-        let key = keys::message_key(waba_id, contact.0, contact.1, message_id);
-        self.puts.put(Family::Messages, &key, state);
     }
 
     /// Appends a journal entry, indexes it under its contact and account, and moves the usage

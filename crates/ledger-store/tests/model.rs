@@ -1,11 +1,11 @@
 //! The store against an in-memory model: whatever sequence of batches is committed (or
-//! abandoned before commit), reopening gives exactly the committed events, timelines and
-//! offset; usage counters equal the entries counted by hand.
+//! abandoned before commit), reopening gives exactly the committed events, contact states
+//! and offset; usage counters equal the entries counted by hand.
 
 use std::collections::BTreeMap;
 
 use ledger_store::keys::Scope;
-use ledger_store::{Store, PROJECTOR};
+use ledger_store::{ContactEvent, Store, PROJECTOR};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -16,9 +16,9 @@ enum Op {
         id: u8,
         payload: u8,
     },
-    Timeline {
+    ContactState {
         contact: u8,
-        snapshot: u8,
+        state: u8,
     },
     Commit {
         offset: u64,
@@ -30,7 +30,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0u8..4, -5i64..5, 0u8..6, any::<u8>()).prop_map(|(contact, t, id, payload)| Op::Event { contact, t, id, payload }),
-        1 => (0u8..4, any::<u8>()).prop_map(|(contact, snapshot)| Op::Timeline { contact, snapshot }),
+        1 => (0u8..4, any::<u8>()).prop_map(|(contact, state)| Op::ContactState { contact, state }),
         2 => (0u64..1000).prop_map(|offset| Op::Commit { offset }),
         1 => Just(Op::Crash),
     ]
@@ -43,7 +43,7 @@ fn scope(contact: u8) -> Scope {
 #[derive(Default, Clone)]
 struct Model {
     events: BTreeMap<(u8, i64, String), Vec<u8>>,
-    timelines: BTreeMap<u8, Vec<u8>>,
+    contact_states: BTreeMap<u8, u8>,
     offset: u64,
 }
 
@@ -62,8 +62,8 @@ proptest! {
                     pending.events.insert((contact, t, format!("e{id}")), vec![payload]);
                     batch_ops.push(op);
                 }
-                Op::Timeline { contact, snapshot } => {
-                    pending.timelines.insert(contact, vec![snapshot]);
+                Op::ContactState { contact, state } => {
+                    pending.contact_states.insert(contact, state);
                     batch_ops.push(op);
                 }
                 Op::Commit { offset } => {
@@ -71,7 +71,11 @@ proptest! {
                     for op in batch_ops.drain(..) {
                         match op {
                             Op::Event { contact, t, id, payload } => batch.put_event(&scope(contact), t, &format!("e{id}"), &[payload]),
-                            Op::Timeline { contact, snapshot } => batch.put_timeline("w", "p", &format!("u{contact}"), &[snapshot]),
+                            Op::ContactState { contact, state } => batch.put_contact_state(
+                                ("w", "p", &format!("u{contact}")),
+                                &[ContactEvent { offset: state.into(), payload: vec![state] }],
+                                &Default::default(),
+                            ),
                             _ => {}
                         }
                     }
@@ -97,7 +101,9 @@ proptest! {
                 .collect();
             // Stored in (time, id) order, as the model's BTreeMap orders them.
             prop_assert_eq!(store.events(&scope(contact)).expect("events"), expected);
-            prop_assert_eq!(store.timeline("w", "p", &format!("u{contact}")).expect("timeline"), committed.timelines.get(&contact).cloned());
+            let state = store.contact_state("w", "p", &format!("u{contact}")).expect("contact state");
+            let state = state.map(|state| state.events.iter().map(|e| e.payload[0]).collect::<Vec<_>>());
+            prop_assert_eq!(state, committed.contact_states.get(&contact).map(|s| vec![*s]));
         }
     }
 }
