@@ -15,11 +15,30 @@ pub struct Webhook {
     pub is_status: bool,
 }
 
+/// How a day's webhooks reach the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// As providers deliver: in time order, each webhook up to `lateness` seconds late.
+    Timely { lateness: i64 },
+    /// In random order over the whole day: most events are late for their contact, and a
+    /// contact's events are as far apart in the log as the day is long (the worst case for the
+    /// contact cache).
+    Shuffled,
+}
+
 /// A day of traffic: each contact writes in (one in five from an ad), gets a reply, and some
-/// get a template; every business message yields sent, delivered and read statuses.
+/// get a template; every business message yields sent, delivered and read statuses. In random
+/// order ([`Arrival::Shuffled`]).
 pub fn traffic(seed: u64, contacts: usize, start: i64) -> Vec<Webhook> {
+    traffic_arriving(seed, contacts, start, Arrival::Shuffled)
+}
+
+/// [`traffic`], arriving as `arrival` says.
+pub fn traffic_arriving(seed: u64, contacts: usize, start: i64, arrival: Arrival) -> Vec<Webhook> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut out = Vec::new();
+    // When each webhook reaches the ledger (for timely arrival).
+    let mut arrives = Vec::new();
     for c in 0..contacts {
         let wa_id = format!("1650555{:07}", c);
         let mut t = start + rng.i64(0..86_400);
@@ -28,6 +47,7 @@ pub fn traffic(seed: u64, contacts: usize, start: i64) -> Vec<Webhook> {
             body: inbound(&wa_id, &format!("wamid.in.{seed}.{c}"), t, from_ad),
             is_status: false,
         });
+        arrives.push(t);
         let sends = 1 + rng.usize(0..3);
         for s in 0..sends {
             t += rng.i64(60..3_600);
@@ -43,11 +63,20 @@ pub fn traffic(seed: u64, contacts: usize, start: i64) -> Vec<Webhook> {
                     body: status_body(&wa_id, &wamid, status, t + delay, category),
                     is_status: true,
                 });
+                arrives.push(t + delay);
             }
         }
     }
-    // Providers deliver in roughly time order, interleaving contacts.
-    rng.shuffle(&mut out);
+    match arrival {
+        Arrival::Shuffled => rng.shuffle(&mut out),
+        Arrival::Timely { lateness } => {
+            let mut order: Vec<(i64, usize)> =
+                arrives.iter().enumerate().map(|(n, t)| (t + rng.i64(0..=lateness.max(0)), n)).collect();
+            order.sort_unstable();
+            let mut slots: Vec<Option<Webhook>> = out.into_iter().map(Some).collect();
+            out = order.into_iter().filter_map(|(_, n)| slots[n].take()).collect();
+        }
+    }
     out
 }
 

@@ -45,6 +45,10 @@ enum Command {
         /// --state-cache-mb`).
         #[arg(long, default_value_t = ledger_projector::DEFAULT_STATE_CACHE_BYTES >> 20)]
         state_cache_mb: usize,
+        /// `timely`: in time order, each webhook up to five minutes late, as providers deliver;
+        /// `shuffled`: in random order over the day (the worst case for the contact cache).
+        #[arg(long, default_value = "timely", value_parser = ["timely", "shuffled"])]
+        arrival: String,
     },
     /// Webhook ingest over HTTP, then eligibility latency under load.
     Http {
@@ -91,7 +95,13 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Pipeline { contacts, state_cache_mb } => pipeline(contacts, state_cache_mb << 20),
+        Command::Pipeline { contacts, state_cache_mb, arrival } => {
+            let arrival = match arrival.as_str() {
+                "shuffled" => ledger_bench::Arrival::Shuffled,
+                _ => ledger_bench::Arrival::Timely { lateness: 300 },
+            };
+            pipeline(contacts, state_cache_mb << 20, arrival)
+        }
         Command::Invoice { contacts, entries } => invoice(contacts, entries),
         Command::Events { contacts, out, start } => events(contacts, &out, start),
         Command::Kafka { brokers, contacts, connections } => {
@@ -128,10 +138,11 @@ fn project_into(
     Ok((store, report, started.elapsed().as_secs_f64()))
 }
 
-fn pipeline(contacts: usize, state_cache_bytes: usize) -> anyhow::Result<()> {
+fn pipeline(contacts: usize, state_cache_bytes: usize, arrival: ledger_bench::Arrival) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let start = 1_756_684_800; // 2025-09-01, per-message pricing.
-    let webhooks = ledger_bench::traffic(7, contacts, start);
+    let webhooks = ledger_bench::traffic_arriving(7, contacts, start, arrival);
+    println!("traffic: {contacts} contacts arriving {arrival:?}");
     let log = EmbeddedLog::open(&dir.path().join("log"), EmbeddedLogOptions::default())?;
     let limits = Limits::default();
     let loaded = Instant::now();

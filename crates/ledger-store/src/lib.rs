@@ -140,30 +140,64 @@ fn add_counts(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) ->
     Some(total.to_le_bytes().to_vec())
 }
 
-fn family_options(name: &str) -> Options {
+/// RocksDB's memory, all families together: one block cache, and the memtables charged to it
+/// (a `WriteBufferManager`), so the store stays within one figure whatever the number of
+/// families or the write rate. Without it each family had its own cache and up to two 64 MiB
+/// memtables: 1.3 GiB of memtables alone for ten families under a steady write.
+pub const STORE_MEMORY_BYTES: usize = 384 << 20;
+/// The part of [`STORE_MEMORY_BYTES`] memtables may take before the largest is flushed.
+const MEMTABLE_BYTES: usize = 128 << 20;
+
+/// The caches a store's families share (see [`STORE_MEMORY_BYTES`]).
+struct Memory {
+    cache: rocksdb::Cache,
+    memtables: rocksdb::WriteBufferManager,
+}
+
+impl Memory {
+    fn new() -> Memory {
+        let cache = rocksdb::Cache::new_lru_cache(STORE_MEMORY_BYTES);
+        let memtables = rocksdb::WriteBufferManager::new_write_buffer_manager_with_cache(
+            MEMTABLE_BYTES,
+            false,
+            cache.clone(),
+        );
+        Memory { cache, memtables }
+    }
+}
+
+fn family_options(name: &str, memory: &Memory) -> Options {
     let mut options = Options::default();
     options.set_compression_type(rocksdb::DBCompressionType::Lz4);
     if name == USAGE || name == BILLING {
         options.set_merge_operator_associative("add_i64", add_counts);
     }
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&memory.cache);
     if name == CONTACTS || name == ENTRIES {
         // Point lookups: a bloom filter spares reads of keys that are not there.
-        let mut table = BlockBasedOptions::default();
         table.set_bloom_filter(10.0, false);
-        options.set_block_based_table_factory(&table);
     }
+    if name == CONTACTS {
+        // A contact loaded into the fold was nearly always written long before: a memtable
+        // filter answers "not here" without walking the skip list (profiled: 40 % of a load).
+        options.set_memtable_whole_key_filtering(true);
+        options.set_memtable_prefix_bloom_ratio(0.05);
+    }
+    options.set_block_based_table_factory(&table);
     options
 }
 
-fn descriptors() -> Vec<ColumnFamilyDescriptor> {
-    FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, family_options(name))).collect()
+fn descriptors(memory: &Memory) -> Vec<ColumnFamilyDescriptor> {
+    FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, family_options(name, memory))).collect()
 }
 
-fn db_options() -> Options {
+fn db_options(memory: &Memory) -> Options {
     let mut options = Options::default();
     options.create_if_missing(true);
     options.create_missing_column_families(true);
     options.increase_parallelism(2);
+    options.set_write_buffer_manager(&memory.memtables);
     options
 }
 
@@ -192,13 +226,14 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let options = db_options();
+        let memory = Memory::new();
+        let options = db_options(&memory);
         // RocksDB opens a database only with every family it holds: open the obsolete ones
         // found too, then drop them.
         let existing = DB::list_cf(&options, path).unwrap_or_default();
         let obsolete: Vec<&str> =
             OBSOLETE_FAMILIES.into_iter().filter(|name| existing.iter().any(|e| e == name)).collect();
-        let mut families = descriptors();
+        let mut families = descriptors(&memory);
         families.extend(obsolete.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default())));
         let mut db = DB::open_cf_descriptors(&options, path, families)?;
         for name in obsolete {
@@ -209,8 +244,9 @@ impl Store {
 
     /// Opens for reading beside the process that writes it (queries against a data dir).
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let memory = Memory::new();
         Ok(Store::with_db(
-            DB::open_cf_descriptors_read_only(&db_options(), path, descriptors(), false)?,
+            DB::open_cf_descriptors_read_only(&db_options(&memory), path, descriptors(&memory), false)?,
             true,
         ))
     }

@@ -121,6 +121,21 @@ fn a_later_layout_is_refused_by_name() {
 }
 
 proptest! {
+    /// `encode` writes the events by hand: its bytes are prost's for the same message, whatever
+    /// the offsets and payloads (defaults — offset 0, an empty payload — included).
+    #[test]
+    fn the_hand_written_encoding_is_prosts(
+        events in prop::collection::vec((prop_oneof![Just(0u64), any::<u64>()], prop::collection::vec(any::<u8>(), 0..300)), 0..12),
+        sample in 0usize..64,
+    ) {
+        let states = sample_states();
+        let journal = &states[sample % states.len()].1.journal;
+        let events: Vec<ContactEvent> =
+            events.into_iter().map(|(offset, payload)| ContactEvent { offset, payload }).collect();
+        let message = ledger_store::contact_state::message(&events, journal);
+        prop_assert_eq!(encode(&events, journal), message.encode_to_vec());
+    }
+
     #[test]
     fn garbage_is_an_error_not_a_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = decode(&bytes);
