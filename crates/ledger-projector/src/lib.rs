@@ -438,7 +438,7 @@ impl Projector {
         self.next_offset = report.next_offset;
         if let Some(cache) = &mut self.cache {
             // Every chunk's write landed: whatever is over budget can go.
-            cache.evict_over_budget(&mut self.ledger.write().unwrap_or_else(PoisonError::into_inner));
+            cache.evict_over_budget(&self.ledger);
         }
 
         metrics::counter!("ledger_projector_events_total").increment(report.records as u64);
@@ -550,13 +550,17 @@ fn fold_chunk(
         }
     }
 
-    let mut ledger = ledger.write().unwrap_or_else(PoisonError::into_inner);
     if let Some(cache) = cache {
-        for key in &touched_contacts {
-            cache.touch(key);
-            cache.put_state(&mut batch, &ledger, key);
+        {
+            // Encoding a chunk's states takes milliseconds: under the read lock, so queries
+            // reading the ledger meanwhile do not wait for it (only the fold writes it).
+            let ledger = ledger.read().unwrap_or_else(PoisonError::into_inner);
+            for key in &touched_contacts {
+                cache.touch(key);
+                cache.put_state(&mut batch, &ledger, key);
+            }
         }
-        cache.evict_over_budget(&mut ledger);
+        cache.evict_over_budget(ledger);
     }
     report.conflicts += conflicts;
     report.refused += refusals.len() - conflicts;

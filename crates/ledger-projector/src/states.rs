@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use ledger_core::{
     AllowancePool, ContactKey, ContactStates, Ledger, StatesError, StoredClaim, StoredContact, WabaId,
@@ -105,30 +105,39 @@ impl ContactCache {
 
     /// Evicts the least recently used contacts until the cache is within its budget again,
     /// sparing those whose written state may not have landed yet (a later load would read an
-    /// older state).
-    pub fn evict_over_budget(&mut self, ledger: &mut Ledger) {
+    /// older state). The victims are chosen before the ledger's write lock is taken, so
+    /// queries wait only for their removal.
+    pub fn evict_over_budget(&mut self, ledger: &RwLock<Ledger>) {
         if self.used <= self.budget {
             return;
         }
         // Down to 90 %, so a full cache does not sort its contacts on every chunk.
         let target = self.budget / 10 * 9;
         let settled = self.committed.load(Ordering::Acquire);
-        let mut candidates: Vec<(u64, Key)> = self
+        let mut candidates: Vec<(u64, &Key)> = self
             .contacts
             .iter()
             .filter(|(_, cached)| cached.last_chunk <= settled)
-            .map(|(key, cached)| (cached.last_chunk, key.clone()))
+            .map(|(key, cached)| (cached.last_chunk, key))
             .collect();
         candidates.sort_unstable_by_key(|(chunk, _)| *chunk);
+        let mut used = self.used;
+        let mut victims = Vec::new();
         for (_, key) in candidates {
-            if self.used <= target {
+            if used <= target {
                 break;
             }
+            used -= self.contacts[key].bytes;
+            victims.push(key.clone());
+        }
+        let mut ledger = ledger.write().unwrap_or_else(PoisonError::into_inner);
+        for key in victims {
             if let Some(cached) = self.contacts.remove(&key) {
                 self.used -= cached.bytes;
                 ledger.evict(&key.0, &key.1);
             }
         }
+        drop(ledger);
         metrics::gauge!("ledger_contact_cache_bytes").set(self.used as f64);
         metrics::gauge!("ledger_contact_cache_contacts").set(self.contacts.len() as f64);
     }
