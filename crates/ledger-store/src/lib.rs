@@ -218,6 +218,22 @@ pub struct Store {
     read_only: bool,
 }
 
+impl Drop for Store {
+    /// Flushes the memtables to tables, so the next open does not replay the WAL into them
+    /// (up to the memtable budget: seconds before `/readyz` after a large import). Nothing
+    /// depends on it: what is not flushed is in the WAL, or projected again from the log.
+    fn drop(&mut self) {
+        if self.read_only {
+            return;
+        }
+        let families: Vec<&ColumnFamily> =
+            FAMILIES.iter().filter_map(|name| self.db.cf_handle(name)).collect();
+        if let Err(error) = self.db.flush_cfs_opt(&families, &rocksdb::FlushOptions::default()) {
+            tracing::warn!(%error, "flushing the state's memtables at close");
+        }
+    }
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("path", &self.db.path()).finish()
