@@ -486,6 +486,8 @@ fn fold_chunk(
     let mut batch = StateBatch::default();
     let mut entries: Vec<Entry> = Vec::new();
     let mut touched_contacts: HashSet<(WabaId, ContactKey)> = HashSet::new();
+    // The contacts whose postings moved (an entry of theirs posted or reversed).
+    let mut postings_moved: HashSet<(WabaId, ContactKey)> = HashSet::new();
     let mut conflicts = 0;
     let mut remaining = decoded.into_iter().peekable();
     while remaining.peek().is_some() {
@@ -508,7 +510,11 @@ fn fold_chunk(
             // The contacts whose postings moved (allowance claims crossing the boundary).
             for entry in &entries[entries_before..] {
                 let context = entry.fact.context();
-                touched_contacts.insert((context.waba_id.clone(), context.contact.clone()));
+                let key = (context.waba_id.clone(), context.contact.clone());
+                if !postings_moved.contains(&key) {
+                    postings_moved.insert(key.clone());
+                    touched_contacts.insert(key);
+                }
             }
             if let Some((waba_id, phone_number_id)) = new_phone_number {
                 if ledger.waba_of_phone_number(&phone_number_id).is_some() {
@@ -557,7 +563,7 @@ fn fold_chunk(
             let ledger = ledger.read().unwrap_or_else(PoisonError::into_inner);
             for key in &touched_contacts {
                 cache.touch(key);
-                cache.put_state(&mut batch, &ledger, key);
+                cache.put_state(&mut batch, &ledger, key, postings_moved.contains(key));
             }
         }
         cache.evict_over_budget(ledger);

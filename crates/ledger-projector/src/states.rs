@@ -26,6 +26,9 @@ type Key = (WabaId, ContactKey);
 struct Cached {
     /// The contact's events as stored, in the order they were folded in.
     events: Vec<ContactEvent>,
+    /// Its journal as last written ([`ledger_store::contact_state::encode_journal`]), while
+    /// its postings have not moved since.
+    journal: Option<Vec<u8>>,
     bytes: usize,
     /// The chunk that last touched the contact.
     last_chunk: u64,
@@ -75,7 +78,8 @@ impl ContactCache {
     pub fn push(&mut self, key: &Key, event: ContactEvent) {
         let chunk = self.chunk;
         if !self.contacts.contains_key(key) {
-            let empty = Cached { events: Vec::new(), bytes: PER_CONTACT_BYTES, last_chunk: chunk };
+            let empty =
+                Cached { events: Vec::new(), journal: None, bytes: PER_CONTACT_BYTES, last_chunk: chunk };
             self.contacts.insert(key.clone(), empty);
             self.used += PER_CONTACT_BYTES;
         }
@@ -95,12 +99,25 @@ impl ContactCache {
     }
 
     /// Puts a resident contact's state into `batch` (nothing for one not in memory).
-    pub fn put_state(&self, batch: &mut StateBatch, ledger: &Ledger, key: &Key) {
+    /// `postings_moved`: whether the chunk posted or reversed any of its facts; if not, its
+    /// journal is written as it was encoded last time.
+    pub fn put_state(&mut self, batch: &mut StateBatch, ledger: &Ledger, key: &Key, postings_moved: bool) {
         let (waba_id, contact) = key;
         let Some(folded) = ledger.contact(waba_id, contact) else { return };
-        let events = self.contacts.get(key).map_or(&[][..], |c| &c.events);
-        let key = (waba_id.as_str(), &*contact.phone_number_id, &*contact.user_id);
-        batch.put_contact_state(key, events, &folded.stored_journal());
+        let stored_key = (waba_id.as_str(), &*contact.phone_number_id, &*contact.user_id);
+        let Some(cached) = self.contacts.get_mut(key) else {
+            batch.put_contact_state(stored_key, &[], &folded.stored_journal());
+            return;
+        };
+        if postings_moved || cached.journal.is_none() {
+            let journal = ledger_store::contact_state::encode_journal(&folded.stored_journal());
+            let before = cached.journal.as_ref().map_or(0, Vec::len);
+            cached.bytes = cached.bytes + journal.len() - before;
+            self.used = self.used + journal.len() - before;
+            cached.journal = Some(journal);
+        }
+        let journal = cached.journal.as_deref().expect("encoded above");
+        batch.put_contact_state_encoded(stored_key, &cached.events, journal);
     }
 
     /// Evicts the least recently used contacts until the cache is within its budget again,
@@ -146,8 +163,8 @@ impl ContactCache {
         let bytes = PER_CONTACT_BYTES
             + events.iter().map(|e| e.payload.len() * DECODED_PER_ENCODED_BYTE).sum::<usize>();
         self.used += bytes;
-        if let Some(old) = self.contacts.insert(key.clone(), Cached { events, bytes, last_chunk: self.chunk })
-        {
+        let loaded = Cached { events, journal: None, bytes, last_chunk: self.chunk };
+        if let Some(old) = self.contacts.insert(key.clone(), loaded) {
             self.used -= old.bytes;
         }
     }

@@ -46,14 +46,25 @@ pub enum ContactStateError {
 
 /// Encodes a contact's state from its parts, as the contact stage holds them (events encoded,
 /// the journal as the core keeps it).
+pub fn encode(events: &[ContactEvent], journal: &StoredJournal) -> Vec<u8> {
+    encode_with_journal(events, &encode_journal(journal))
+}
+
+/// The journal's part of an encoded state ([`encode_with_journal`]): the contact stage keeps it
+/// while the contact's postings do not move, so a contact whose new event changed no entry is
+/// written without converting and encoding its postings again.
+pub fn encode_journal(journal: &StoredJournal) -> Vec<u8> {
+    journal_message(journal).encode_to_vec()
+}
+
+/// A contact's state from its events and its journal encoded by [`encode_journal`].
 ///
 /// The events are written straight from their payloads rather than copied into a
 /// `v1::ContactState` first (the copy was a quarter of the encoding's time): the bytes are
-/// those prost writes for the whole message, fields in tag order, defaults left out.
-pub fn encode(events: &[ContactEvent], journal: &StoredJournal) -> Vec<u8> {
+/// those prost writes for the whole message, fields in tag order, defaults left out (the
+/// journal's fields, 3 and 4, come last).
+pub fn encode_with_journal(events: &[ContactEvent], journal: &[u8]) -> Vec<u8> {
     use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
-    // The version is written below, ahead of the events (field 1 before field 2).
-    let rest = journal_message(journal);
     let event_len = |event: &ContactEvent| {
         let offset = if event.offset == 0 { 0 } else { 1 + encoded_len_varint(event.offset) };
         let payload = match event.payload.len() {
@@ -63,7 +74,7 @@ pub fn encode(events: &[ContactEvent], journal: &StoredJournal) -> Vec<u8> {
         offset + payload
     };
     let events_len: usize = events.iter().map(&event_len).map(|n| 1 + encoded_len_varint(n as u64) + n).sum();
-    let mut out = Vec::with_capacity(8 + events_len + rest.encoded_len());
+    let mut out = Vec::with_capacity(8 + events_len + journal.len());
     encode_key(1, WireType::Varint, &mut out);
     encode_varint(u64::from(CONTACT_STATE_VERSION), &mut out);
     for event in events {
@@ -79,7 +90,7 @@ pub fn encode(events: &[ContactEvent], journal: &StoredJournal) -> Vec<u8> {
             out.extend_from_slice(&event.payload);
         }
     }
-    rest.encode(&mut out).expect("the buffer grows as needed");
+    out.extend_from_slice(journal);
     out
 }
 

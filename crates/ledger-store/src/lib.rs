@@ -1010,6 +1010,18 @@ impl StateBatch {
         self.puts.put(Family::Contacts, &key, &contact_state::encode(events, journal));
     }
 
+    /// As [`StateBatch::put_contact_state`], the journal already encoded
+    /// ([`contact_state::encode_journal`]).
+    pub fn put_contact_state_encoded(
+        &mut self,
+        (waba_id, phone_number_id, user_id): (&str, &str, &str),
+        events: &[ContactEvent],
+        journal: &[u8],
+    ) {
+        let key = keys::contact_prefix(waba_id, phone_number_id, user_id);
+        self.puts.put(Family::Contacts, &key, &contact_state::encode_with_journal(events, journal));
+    }
+
     /// Appends a journal entry, indexes it under its contact and account, and moves the usage
     /// counters it belongs to: `markets` (from pricing's market mapping) says how many of its
     /// recipients are in each market — one recipient, or a group message's participants (R59).
