@@ -494,7 +494,9 @@ fn fold_chunk(
         let mut ledger = ledger.write().unwrap_or_else(PoisonError::into_inner);
         for Decoded { record, event } in remaining.by_ref().take(EVENTS_PER_LOCK) {
             let offset = record.offset;
-            let scope = scope_of(&event);
+            // A contact's events are kept in its state; the `events` family holds the
+            // account's own (and everything, for a store without contact states).
+            let events_scope = (event.contact.is_none() || cache.is_none()).then(|| scope_of(&event));
             let event_id = event.event_id.clone();
             let event_time = event.event_time;
             let contact = event.contact.clone().map(|c| (event.waba_id.clone(), c));
@@ -524,10 +526,8 @@ fn fold_chunk(
             match applied {
                 Ok(Ingested::Created) => {
                     report.created += 1;
-                    // A contact's events are kept in its state; the `events` family holds the
-                    // account's own (and everything, for a store without contact states).
-                    if contact.is_none() || cache.is_none() {
-                        batch.put_event(&scope, event_time.0, event_id.as_str(), &record.payload);
+                    if let Some(scope) = &events_scope {
+                        batch.put_event(scope, event_time.0, event_id.as_str(), &record.payload);
                     }
                     if let Some((waba_id, contact)) = contact {
                         if let Some(cache) = cache.as_deref_mut() {
