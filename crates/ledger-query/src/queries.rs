@@ -585,7 +585,7 @@ impl Queries {
         let waba_id = self.waba_of(phone_number_id, waba_id)?;
         let contact = ContactKey::new(phone_number_id, user_id);
         let (_, answer) = self
-            .contact_answer(&waba_id, &contact, |ledger, stored| {
+            .contact_answer(&waba_id, &contact, None, |ledger, stored| {
                 Some((at, ledger.eligibility_of(&waba_id, &contact, stored, at)))
             })?
             .expect("an instant is given");
@@ -593,12 +593,14 @@ impl Queries {
     }
 
     /// Answers a question about one contact from the projector's memory when the contact is
-    /// there, else from its stored state, read without holding the projector's lock; allowance
-    /// pools nothing touched since the start are loaded and the question asked again.
+    /// there, else from its stored state (`preloaded` when the caller read it already), read
+    /// without holding the projector's lock; allowance pools nothing touched since the start
+    /// are loaded and the question asked again.
     fn contact_answer(
         &self,
         waba_id: &WabaId,
         contact: &ContactKey,
+        preloaded: Option<&Option<ledger_core::StoredContact>>,
         ask: impl Fn(&Ledger, Option<ledger_core::StoredContact>) -> Option<(Timestamp, ledger_core::Eligibility)>,
     ) -> Result<Option<(Timestamp, ledger_core::Eligibility)>, QueryError> {
         let ledger = self.ledger()?;
@@ -609,7 +611,10 @@ impl Queries {
                     return Ok(ask(&ledger, None));
                 }
             }
-            let stored = self.stored_contact(waba_id, contact)?;
+            let stored = match preloaded {
+                Some(stored) => stored.clone(),
+                None => self.stored_contact(waba_id, contact)?,
+            };
             Ok(ask(&ledger.read().unwrap_or_else(PoisonError::into_inner), stored))
         };
         let answer = answer_once()?;
@@ -628,10 +633,15 @@ impl Queries {
     }
 
     /// The contact's events as stored, in event-time order (then by id, as the log's order
-    /// does not matter): from its fold state, or, for a store written before contact states
-    /// were kept, from the `events` family.
-    fn contact_events(&self, waba_id: &WabaId, contact: &ContactKey) -> Result<Vec<Event>, QueryError> {
-        let mut events = match self.stored_contact(waba_id, contact)? {
+    /// does not matter): from its fold state (`stored`, as [`Queries::stored_contact`] read it),
+    /// or, for a store written before contact states were kept, from the `events` family.
+    fn contact_events(
+        &self,
+        waba_id: &WabaId,
+        contact: &ContactKey,
+        stored: Option<ledger_core::StoredContact>,
+    ) -> Result<Vec<Event>, QueryError> {
+        let mut events = match stored {
             Some(stored) => stored.events,
             None => self.scope_events(&contact_scope(waba_id, contact))?,
         };
@@ -655,8 +665,10 @@ impl Queries {
     ) -> Result<TimelineView, QueryError> {
         let waba_id = self.waba_of(phone_number_id, waba_id)?;
         let contact = ContactKey::new(phone_number_id, user_id);
+        // Read once: the event list and (for a contact not in memory) the snapshot use it.
+        let stored = self.stored_contact(&waba_id, &contact)?;
         let (latest_event_at, state) = self
-            .contact_answer(&waba_id, &contact, |ledger, stored| {
+            .contact_answer(&waba_id, &contact, Some(&stored), |ledger, stored| {
                 ledger.latest_eligibility_of(&waba_id, &contact, stored)
             })?
             .ok_or_else(|| {
@@ -675,7 +687,7 @@ impl Queries {
                 latest_event_at,
                 state,
             },
-            events: self.contact_events(&waba_id, &contact)?,
+            events: self.contact_events(&waba_id, &contact, stored)?,
             entries: entries.iter().map(EntryView::from).collect(),
         })
     }
@@ -756,7 +768,8 @@ impl AsOfFold<'_> {
 
     /// Folds the contact's stored events received by `as_of`.
     fn contact(&mut self, waba_id: &WabaId, contact: &ContactKey) -> Result<(), QueryError> {
-        let events = self.queries.contact_events(waba_id, contact)?;
+        let stored = self.queries.stored_contact(waba_id, contact)?;
+        let events = self.queries.contact_events(waba_id, contact, stored)?;
         self.fold(events);
         Ok(())
     }

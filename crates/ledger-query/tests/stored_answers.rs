@@ -168,6 +168,10 @@ fn answers_after_a_restart_equal_those_before_it() {
                         .expect("eligibility");
                     answers.push(serde_json::to_value(answer).expect("json"));
                 }
+                // The timeline is computed from the contact's state, in memory or stored.
+                let timeline =
+                    queries.timeline(&contact.phone_number_id, &contact.user_id, None).expect("timeline");
+                answers.push(serde_json::to_value(timeline).expect("json"));
             }
             let grants = queries.free_grants(WABA, "2026-12").expect("free grants");
             (answers, grants)

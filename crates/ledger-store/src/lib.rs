@@ -708,7 +708,9 @@ impl Store {
         if from_states {
             for item in self.db.iterator_cf(self.cf(CONTACTS), IteratorMode::Start) {
                 let (key, value) = item?;
-                for event_key in Self::contact_event_keys(&key, &value)? {
+                let state = contact_state::decode(&value)
+                    .map_err(|e| StoreError::Value { family: CONTACTS, reason: e.to_string() })?;
+                for event_key in Self::contact_event_keys(&key, &state)? {
                     each(&event_key);
                 }
             }
@@ -716,12 +718,11 @@ impl Store {
         Ok(())
     }
 
-    /// The event keys of one stored contact state, sorted.
-    fn contact_event_keys(key: &[u8], value: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+    /// The event keys of one stored contact state (stored under `key`), sorted.
+    fn contact_event_keys(key: &[u8], state: &ContactState) -> Result<Vec<Vec<u8>>, StoreError> {
         let invalid = |reason: String| StoreError::Value { family: CONTACTS, reason };
         let (waba_id, phone_number_id, user_id) = keys::parse_contact_prefix(key)?;
         let scope = Scope::Contact { waba_id, phone_number_id, user_id };
-        let state = contact_state::decode(value).map_err(|e| invalid(e.to_string()))?;
         let mut event_keys = Vec::with_capacity(state.events.len());
         for event in &state.events {
             let decoded = ledger_proto::decode_event(&event.payload).map_err(|e| invalid(e.to_string()))?;
@@ -786,7 +787,7 @@ impl Store {
                 })
                 .collect();
             postings.sort_unstable();
-            let contact = ContactRecord { event_keys: Self::contact_event_keys(&key, &value)?, postings };
+            let contact = ContactRecord { event_keys: Self::contact_event_keys(&key, &state)?, postings };
             items.contacts.insert(key.to_vec(), contact);
         }
         items.counters.retain(|_, count| *count != 0);
