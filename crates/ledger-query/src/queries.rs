@@ -585,22 +585,25 @@ impl Queries {
         let waba_id = self.waba_of(phone_number_id, waba_id)?;
         let contact = ContactKey::new(phone_number_id, user_id);
         let (_, answer) = self
-            .contact_answer(&waba_id, &contact, None, |ledger, stored| {
-                Some((at, ledger.eligibility_of(&waba_id, &contact, stored, at)))
-            })?
+            .contact_answer(
+                &waba_id,
+                &contact,
+                &|| self.stored_contact(&waba_id, &contact),
+                |ledger, stored| Some((at, ledger.eligibility_of(&waba_id, &contact, stored, at))),
+            )?
             .expect("an instant is given");
         Ok(self.pricing.price_eligibility(waba_id.as_str(), user_id, answer))
     }
 
     /// Answers a question about one contact from the projector's memory when the contact is
-    /// there, else from its stored state (`preloaded` when the caller read it already), read
-    /// without holding the projector's lock; allowance pools nothing touched since the start
-    /// are loaded and the question asked again.
+    /// there, else from its stored state (as `stored` reads it), read without holding the
+    /// projector's lock; allowance pools nothing touched since the start are loaded and the
+    /// question asked again.
     fn contact_answer(
         &self,
         waba_id: &WabaId,
         contact: &ContactKey,
-        preloaded: Option<&Option<ledger_core::StoredContact>>,
+        stored: &dyn Fn() -> Result<Option<ledger_core::StoredContact>, QueryError>,
         ask: impl Fn(&Ledger, Option<ledger_core::StoredContact>) -> Option<(Timestamp, ledger_core::Eligibility)>,
     ) -> Result<Option<(Timestamp, ledger_core::Eligibility)>, QueryError> {
         let ledger = self.ledger()?;
@@ -611,10 +614,7 @@ impl Queries {
                     return Ok(ask(&ledger, None));
                 }
             }
-            let stored = match preloaded {
-                Some(stored) => stored.clone(),
-                None => self.stored_contact(waba_id, contact)?,
-            };
+            let stored = stored()?;
             Ok(ask(&ledger.read().unwrap_or_else(PoisonError::into_inner), stored))
         };
         let answer = answer_once()?;
@@ -668,7 +668,7 @@ impl Queries {
         // Read once: the event list and (for a contact not in memory) the snapshot use it.
         let stored = self.stored_contact(&waba_id, &contact)?;
         let (latest_event_at, state) = self
-            .contact_answer(&waba_id, &contact, Some(&stored), |ledger, stored| {
+            .contact_answer(&waba_id, &contact, &|| Ok(stored.clone()), |ledger, stored| {
                 ledger.latest_eligibility_of(&waba_id, &contact, stored)
             })?
             .ok_or_else(|| {

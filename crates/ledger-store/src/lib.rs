@@ -544,8 +544,7 @@ impl Store {
     ) -> Result<Option<ContactState>, StoreError> {
         let key = keys::contact_prefix(waba_id, phone_number_id, user_id);
         let Some(bytes) = self.db.get_pinned_cf(self.cf(CONTACTS), key)? else { return Ok(None) };
-        let state = contact_state::decode(&bytes)
-            .map_err(|e| StoreError::Value { family: CONTACTS, reason: e.to_string() })?;
+        let state = decode_contact_state(&bytes)?;
         Ok(Some(state))
     }
 
@@ -708,8 +707,7 @@ impl Store {
         if from_states {
             for item in self.db.iterator_cf(self.cf(CONTACTS), IteratorMode::Start) {
                 let (key, value) = item?;
-                let state = contact_state::decode(&value)
-                    .map_err(|e| StoreError::Value { family: CONTACTS, reason: e.to_string() })?;
+                let state = decode_contact_state(&value)?;
                 for event_key in Self::contact_event_keys(&key, &state)? {
                     each(&event_key);
                 }
@@ -774,8 +772,7 @@ impl Store {
         }
         for item in self.db.iterator_cf(self.cf(CONTACTS), IteratorMode::Start) {
             let (key, value) = item?;
-            let state = contact_state::decode(&value)
-                .map_err(|e| StoreError::Value { family: CONTACTS, reason: e.to_string() })?;
+            let state = decode_contact_state(&value)?;
             let mut postings: Vec<Vec<u8>> = state
                 .journal
                 .postings
@@ -793,6 +790,11 @@ impl Store {
         items.counters.retain(|_, count| *count != 0);
         Ok(items)
     }
+}
+
+/// A stored contact state, decoded; one that does not decode is the `contacts` family's error.
+fn decode_contact_state(bytes: &[u8]) -> Result<ContactState, StoreError> {
+    contact_state::decode(bytes).map_err(|e| StoreError::Value { family: CONTACTS, reason: e.to_string() })
 }
 
 /// Where a paged scan of one scope's entries in `[from, to)` stands ([`Store::entries_page`]).
