@@ -93,9 +93,9 @@ pub async fn run(brokers: Option<String>, contacts: usize, connections: usize) -
     let dir = tempfile::tempdir()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let config = ledger_query::ServeConfig::new(addr, dir.path().join("ingest"));
+    let config = ledger_server::ServeConfig::new(addr, dir.path().join("ingest"));
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(ledger_query::server::serve_ingest_on(listener, config, log.clone(), async {
+    let server = tokio::spawn(ledger_server::server::serve_ingest_on(listener, config, log.clone(), async {
         let _ = stopped.await;
     }));
     let webhooks = ledger_bench::traffic(3, contacts, 1_756_684_800);
@@ -147,7 +147,7 @@ pub async fn run(brokers: Option<String>, contacts: usize, connections: usize) -
             dir.path().join(format!("member-{m}")),
         );
         let pricing = Arc::new(ledger_pricing::Pricing::bundled());
-        let mut member = GroupMember::join(group, ledger_query::billing::partition_pricing(pricing))?;
+        let mut member = GroupMember::join(group, ledger_server::projection::partition_pricing(pricing))?;
         ownerships.push(member.ownership());
         let stop = stop.clone();
         members.push(std::thread::spawn(move || {

@@ -22,7 +22,7 @@ use ledger_core::{LedgerConfig, Timestamp};
 use ledger_ingest::{Limits, Provider};
 use ledger_log::{EmbeddedLog, EmbeddedLogOptions, EventLog};
 use ledger_projector::{drain, Projector};
-use ledger_query::billing::projection_pricing;
+use ledger_server::projection::projection_pricing;
 use ledger_store::{Store, PROJECTOR};
 
 #[global_allocator]
@@ -143,17 +143,20 @@ fn pipeline(contacts: usize, state_cache_bytes: usize, arrival: ledger_bench::Ar
     let start = 1_756_684_800; // 2025-09-01, per-message pricing.
     let webhooks = ledger_bench::traffic_arriving(7, contacts, start, arrival);
     println!("traffic: {contacts} contacts arriving {arrival:?}");
-    let log = EmbeddedLog::open(&dir.path().join("log"), EmbeddedLogOptions::default())?;
+    let log = Arc::new(EmbeddedLog::open(&dir.path().join("log"), EmbeddedLogOptions::default())?);
     let limits = Limits::default();
     let loaded = Instant::now();
     let mut pending = Vec::new();
-    for chunk in webhooks.chunks(256) {
+    // Received over the day and the hours after it, in log order (as `ledger serve` appends):
+    // the instants `as_of` answers are asked at below.
+    let received_at = |n: usize| Timestamp(start + (n as i64 * 100_000) / webhooks.len().max(1) as i64);
+    for (c, chunk) in webhooks.chunks(256).enumerate() {
         let mut records = Vec::new();
-        for webhook in chunk {
-            let (mut r, _, _) = ledger_query::ingest::prepare(
+        for (w, webhook) in chunk.iter().enumerate() {
+            let (mut r, _, _) = ledger_server::ingest::prepare(
                 Provider::MetaCloud,
                 webhook.body.as_bytes(),
-                Timestamp(start),
+                received_at(c * 256 + w),
                 &limits,
             )
             .map_err(|r| anyhow::anyhow!(r.reason))?;
@@ -174,7 +177,7 @@ fn pipeline(contacts: usize, state_cache_bytes: usize, arrival: ledger_bench::Ar
     drop(webhooks);
     println!("memory: {} MiB resident before the projection", resident_kib().unwrap_or(0) / 1024);
 
-    let batch = ledger_query::server::DEFAULT_BATCH_SIZE;
+    let batch = ledger_server::server::DEFAULT_BATCH_SIZE;
     let (store, report, seconds) = project_into(&log, &dir.path().join("state"), batch, state_cache_bytes)?;
     println!(
         "projector: {} events → {} entries in {seconds:.2}s = {:.0} events/s (batches of {batch}, written in chunks of {} while the next is folded)",
@@ -189,6 +192,7 @@ fn pipeline(contacts: usize, state_cache_bytes: usize, arrival: ledger_bench::Ar
         state_cache_bytes >> 20
     );
     let projected_digest = store.digest()?;
+    as_of_answers(&log, store.clone(), contacts, start)?;
 
     let (replay_store, report, seconds) =
         project_into(&log, &dir.path().join("replayed"), 65_536, state_cache_bytes)?;
@@ -199,7 +203,7 @@ fn pipeline(contacts: usize, state_cache_bytes: usize, arrival: ledger_bench::Ar
     );
     let resumed_at = Instant::now();
     let resumed = Projector::resume(
-        &log,
+        &*log,
         store,
         PROJECTOR,
         LedgerConfig::default(),
@@ -220,6 +224,52 @@ fn pipeline(contacts: usize, state_cache_bytes: usize, arrival: ledger_bench::Ar
         "replayed state differs from projected state"
     );
     println!("replayed digest equals projected digest: {}", projected_digest.combined());
+    Ok(())
+}
+
+/// Times answers as of earlier instants on the projected store: eligibility of random contacts
+/// (folded from their stored events received by then), and the month's invoice and usage
+/// (from the store's history).
+fn as_of_answers(
+    log: &Arc<EmbeddedLog>,
+    store: Arc<Store>,
+    contacts: usize,
+    start: i64,
+) -> anyhow::Result<()> {
+    use ledger_bench::{PHONE_NUMBER_ID, WABA_ID};
+    let pricing = Arc::new(ledger_pricing::Pricing::bundled());
+    let log: Arc<dyn EventLog> = log.clone();
+    let queries = ledger_query::Queries::new(store, pricing).with_log(log, LedgerConfig::default());
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut eligibility = hdrhistogram::Histogram::<u64>::new(3)?;
+    for _ in 0..200 {
+        let user = format!("1650555{:07}", rng.usize(0..contacts.max(1)));
+        let as_of = Timestamp(start + rng.i64(3_600..100_000));
+        let asked = Instant::now();
+        queries.eligibility_as_of(PHONE_NUMBER_ID, &user, as_of, Some(WABA_ID), as_of)?;
+        eligibility.record(asked.elapsed().as_micros() as u64)?;
+    }
+    println!(
+        "as_of eligibility (200 random contacts and instants): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        eligibility.value_at_quantile(0.5) as f64 / 1e3,
+        eligibility.value_at_quantile(0.99) as f64 / 1e3,
+        eligibility.max() as f64 / 1e3
+    );
+    for hours in [2, 8, 14, 20, 27] {
+        let as_of = Timestamp(start + hours * 3_600 + 1_234);
+        let asked = Instant::now();
+        let invoice = queries.invoice(WABA_ID, "2025-09", Some(as_of))?;
+        let invoice_ms = asked.elapsed().as_secs_f64() * 1e3;
+        let asked = Instant::now();
+        let usage = queries.usage_as_of(WABA_ID, "2025-09", as_of)?;
+        let usage_ms = asked.elapsed().as_secs_f64() * 1e3;
+        println!(
+            "as_of {as_of}: invoice {invoice_ms:.1} ms ({} lines, {} units), usage {usage_ms:.1} ms ({} messages)",
+            invoice.lines.len(),
+            invoice.totals.count,
+            usage.messages
+        );
+    }
     Ok(())
 }
 
@@ -314,9 +364,9 @@ async fn http(connections: usize, seconds: u64, rate: u64) -> anyhow::Result<()>
     let dir = tempfile::tempdir()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let config = ledger_query::ServeConfig::new(addr, dir.path().to_owned());
+    let config = ledger_server::ServeConfig::new(addr, dir.path().to_owned());
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(ledger_query::server::serve_on(listener, config, async {
+    let server = tokio::spawn(ledger_server::server::serve_on(listener, config, async {
         let _ = stopped.await;
     }));
     let mut probe = loop {
@@ -523,6 +573,7 @@ fn invoice(contacts: usize, entries: usize) -> anyhow::Result<()> {
                     &priced.month.to_string(),
                     &priced.line.encode(),
                     priced.quantity,
+                    None,
                 );
             }
         }

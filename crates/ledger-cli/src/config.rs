@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use ledger_core::{AllowanceScope, RuleSettings};
 use ledger_pricing::Pricing;
-use ledger_query::ingest::Secrets;
+use ledger_server::ingest::Secrets;
 use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -79,8 +79,8 @@ pub struct LimitsFile {
 pub fn api_tokens_from(
     entries: &[ApiTokenFile],
     env: &dyn Fn(&str) -> Option<String>,
-) -> anyhow::Result<ledger_query::access::Access> {
-    use ledger_query::access::{Access, ApiToken, Scope, Wabas};
+) -> anyhow::Result<ledger_server::access::Access> {
+    use ledger_server::access::{Access, ApiToken, Scope, Wabas};
     let mut tokens = Vec::with_capacity(entries.len());
     for entry in entries {
         let secret = match (&entry.token_env, &entry.token_file) {
@@ -336,7 +336,7 @@ impl ServeArgs {
         }
     }
 
-    pub fn resolve(&self) -> anyhow::Result<ledger_query::ServeConfig> {
+    pub fn resolve(&self) -> anyhow::Result<ledger_server::ServeConfig> {
         let file = self.file()?;
         let secrets = secrets_from(&file.secrets, &|var| std::env::var(var).ok())?;
         let access = api_tokens_from(&file.api_tokens, &|var| std::env::var(var).ok())?;
@@ -350,14 +350,14 @@ impl ServeArgs {
             );
         }
         let batch_size =
-            self.batch_size.or(file.batch_size).unwrap_or(ledger_query::server::DEFAULT_BATCH_SIZE);
+            self.batch_size.or(file.batch_size).unwrap_or(ledger_server::server::DEFAULT_BATCH_SIZE);
         if batch_size == 0 {
             anyhow::bail!(
                 "batch_size 0 would project nothing: give at least 1 (default {})",
-                ledger_query::server::DEFAULT_BATCH_SIZE
+                ledger_server::server::DEFAULT_BATCH_SIZE
             );
         }
-        Ok(ledger_query::ServeConfig {
+        Ok(ledger_server::ServeConfig {
             listen,
             data_dir: self
                 .data_dir
@@ -386,9 +386,9 @@ impl ServeArgs {
     }
 }
 
-/// The `[limits]` table over the defaults, in a [`ledger_query::ServeConfig`] to take the rest of.
-pub fn limits_from(file: &LimitsFile, listen: SocketAddr) -> anyhow::Result<ledger_query::ServeConfig> {
-    let mut config = ledger_query::ServeConfig::new(listen, PathBuf::new());
+/// The `[limits]` table over the defaults, in a [`ledger_server::ServeConfig`] to take the rest of.
+pub fn limits_from(file: &LimitsFile, listen: SocketAddr) -> anyhow::Result<ledger_server::ServeConfig> {
+    let mut config = ledger_server::ServeConfig::new(listen, PathBuf::new());
     if let Some(n) = file.max_connections {
         anyhow::ensure!(n > 0, "[limits] max_connections must be at least 1");
         config.connections.max_connections = n;

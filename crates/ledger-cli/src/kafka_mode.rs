@@ -48,11 +48,11 @@ pub fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        ledger_query::server::serve_ingest_on(
+        ledger_server::server::serve_ingest_on(
             listener,
             config,
             log.clone(),
-            ledger_query::server::shutdown_signal(),
+            ledger_server::server::shutdown_signal(),
         )
         .await
     })?;
@@ -82,12 +82,12 @@ pub fn project(args: &ProjectArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        ledger_query::server::serve_member_on(
+        ledger_server::server::serve_member_on(
             listener,
             config,
             group,
             kafka.peers.clone(),
-            ledger_query::server::shutdown_signal(),
+            ledger_server::server::shutdown_signal(),
         )
         .await
     })

@@ -9,8 +9,8 @@ use ledger_core::LedgerConfig;
 use ledger_log::EmbeddedLog;
 use ledger_projector::Projector;
 use ledger_query::queries::parse_instant;
-use ledger_query::server::{log_path, state_path};
 use ledger_query::{EntryFilter, Queries};
+use ledger_server::server::{log_path, state_path};
 use ledger_store::{Store, PROJECTOR};
 use serde_json::Value;
 
@@ -167,7 +167,7 @@ fn ask_data_dir(args: &QueryArgs) -> anyhow::Result<Value> {
     };
     if needs_fold {
         let log = EmbeddedLog::open_read_only(&log_path(&args.data_dir)).context("opening the event log")?;
-        let pricing = ledger_query::billing::projection_pricing(pricing);
+        let pricing = ledger_server::projection::projection_pricing(pricing);
         let projector = Projector::resume(&log, store, PROJECTOR, config, pricing, &mut |_, _| {})?;
         queries.set_ledger(projector.ledger());
     }
@@ -175,7 +175,7 @@ fn ask_data_dir(args: &QueryArgs) -> anyhow::Result<Value> {
         Question::Eligibility { phone_number_id, user_id, at, waba_id, as_of } => {
             let at = match at {
                 Some(text) => parse_instant(text)?,
-                None => ledger_query::ingest::now(),
+                None => ledger_server::ingest::now(),
             };
             let waba_id = waba_id.as_deref();
             match as_of {

@@ -8,8 +8,8 @@ use clap::Args;
 use ledger_core::LedgerConfig;
 use ledger_log::EmbeddedLog;
 use ledger_pricing::reconcile::Tolerance;
-use ledger_query::server::{log_path, state_path};
 use ledger_query::Queries;
+use ledger_server::server::{log_path, state_path};
 use ledger_store::Store;
 use serde_json::Value;
 

@@ -10,15 +10,15 @@ use ledger_core::{LedgerConfig, RuleSettings};
 use ledger_ingest::{Limits, Provider};
 use ledger_log::{EmbeddedLog, EmbeddedLogOptions, EventLog};
 use ledger_projector::{drain, rule_settings_for, EntryPricing, Projector, ProjectorError};
-use ledger_query::ingest;
-use ledger_query::server::{log_path, state_path};
+use ledger_server::ingest;
+use ledger_server::server::{log_path, state_path};
 use ledger_store::{Store, PROJECTOR};
 
 use crate::config::{PricingArgs, RulesArgs, RulesFile, ServeArgs, DEFAULT_DATA_DIR};
 
 /// The projector's pricing hook for the given cards and settings.
 pub fn projection(pricing: &PricingArgs) -> anyhow::Result<Box<dyn EntryPricing>> {
-    Ok(ledger_query::billing::projection_pricing(pricing.load()?))
+    Ok(ledger_server::projection::projection_pricing(pricing.load()?))
 }
 
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
@@ -27,7 +27,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     config.ledger.rules = settle_rules(&config.data_dir, requested, args.refold, &config.pricing)?;
     tracing::info!(secrets = ?config.secrets, "configuration loaded");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(ledger_query::serve(config))
+    runtime.block_on(ledger_server::serve(config))
 }
 
 /// The rule settings to fold a data directory's state under: its recorded settings, which
@@ -68,7 +68,7 @@ pub fn settle_rules(
         let log = EmbeddedLog::open(&log_path(data_dir), EmbeddedLogOptions::default())
             .context("opening the event log")?;
         let config = LedgerConfig { rules: settings, allowance_limit: None };
-        let pricing = ledger_query::billing::projection_pricing(pricing.clone());
+        let pricing = ledger_server::projection::projection_pricing(pricing.clone());
         rebuild(&log, &fresh, config, log.end_offset(), 65_536, false, pricing)?;
         log.close();
         let old = Store::open(&state).context("opening the state store")?;
@@ -226,7 +226,7 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
         store,
         PROJECTOR,
         LedgerConfig { rules, allowance_limit: None },
-        ledger_query::billing::projection_pricing(pricing),
+        ledger_server::projection::projection_pricing(pricing),
         &mut |_, _| {},
     )?;
     let (start, end) = (projector.next_offset(), log.end_offset());

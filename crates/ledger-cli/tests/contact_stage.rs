@@ -106,7 +106,7 @@ fn events() -> Vec<Event> {
 fn fill_log(data: &Path, events: &[Event]) -> u64 {
     let log = EmbeddedLog::open(&data.join("log"), EmbeddedLogOptions::default()).expect("log");
     for chunk in events.chunks(97) {
-        let records = chunk.iter().map(ledger_query::ingest::record_of).collect();
+        let records = chunk.iter().map(ledger_server::ingest::record_of).collect();
         log.append(records).wait_blocking().expect("append");
     }
     log.end_offset()
@@ -152,7 +152,8 @@ impl EventLog for CountingLog {
 fn project(data: &Path, state: &str, batch: usize, cache: usize, restarts: &[u64]) -> (StateItems, usize) {
     let log = Arc::new(EmbeddedLog::open(&data.join("log"), EmbeddedLogOptions::default()).expect("log"));
     let store = Arc::new(Store::open(&data.join(state)).expect("state"));
-    let pricing = || ledger_query::billing::projection_pricing(Arc::new(ledger_pricing::Pricing::bundled()));
+    let pricing =
+        || ledger_server::projection::projection_pricing(Arc::new(ledger_pricing::Pricing::bundled()));
     let end = log.end_offset();
     let mut resident = 0;
     for &stop in restarts.iter().chain([&end]) {

@@ -39,7 +39,7 @@ fn start_member(options: &KafkaOptions, data: &std::path::Path) -> Running {
     group.session_timeout = Some(Duration::from_secs(10));
     let pricing = Arc::new(ledger_pricing::Pricing::bundled());
     let mut member =
-        GroupMember::join(group, ledger_query::billing::partition_pricing(pricing)).expect("join");
+        GroupMember::join(group, ledger_server::projection::partition_pricing(pricing)).expect("join");
     let ownership = member.ownership();
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
@@ -181,7 +181,7 @@ fn member_usage_grants_an_allowance_once_across_partitions() {
         listener.set_nonblocking(true).expect("nonblocking");
         let data_dir = dir.path().join(format!("member-{i}"));
         let mut serve =
-            ledger_query::ServeConfig::new(listener.local_addr().expect("address"), data_dir.clone());
+            ledger_server::ServeConfig::new(listener.local_addr().expect("address"), data_dir.clone());
         serve.ledger = config;
         let mut group = GroupOptions::new(options.clone(), "usage-members", data_dir);
         group.ledger = config;
@@ -194,7 +194,7 @@ fn member_usage_grants_an_allowance_once_across_partitions() {
             let shutdown = async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             };
-            ledger_query::server::serve_member_on(listener, serve, group, peers, shutdown).await
+            ledger_server::server::serve_member_on(listener, serve, group, peers, shutdown).await
         }));
     }
 

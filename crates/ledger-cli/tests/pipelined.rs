@@ -45,7 +45,7 @@ fn fill_log(data: &Path) -> u64 {
 fn project(data: &Path, batch_size: usize) -> (StateDigest, usize, u64) {
     let log = EmbeddedLog::open(&data.join("log"), EmbeddedLogOptions::default()).expect("log");
     let store = Arc::new(Store::open(&data.join(format!("state-{batch_size}"))).expect("state"));
-    let pricing = ledger_query::billing::projection_pricing(Arc::new(ledger_pricing::Pricing::bundled()));
+    let pricing = ledger_server::projection::projection_pricing(Arc::new(ledger_pricing::Pricing::bundled()));
     let mut projector =
         Projector::resume(&log, store.clone(), PROJECTOR, LedgerConfig::default(), pricing, &mut |_, _| {})
             .expect("resume");

@@ -193,6 +193,12 @@ pub struct Projector {
     /// Whether claims, phone numbers and pricing's state are written (stores whose account
     /// state was kept from the first record).
     account_states: bool,
+    /// Whether usage and billing moves are kept in `history` by receive time (stores that
+    /// kept it from the first record).
+    history: bool,
+    /// The latest receive time among the records projected: what a replay as of an instant
+    /// compares with (it stops at the first record received after the instant).
+    received_by: i64,
 }
 
 /// Says, for a failed write of the state and how many attempts it took, whether to try the same
@@ -260,6 +266,16 @@ impl Projector {
                     false
                 }
             };
+        let history = match store.history_kept()? {
+            true => true,
+            false if resume_at == 0 && !store.is_read_only() => {
+                store.record_history_kept()?;
+                true
+            }
+            // As-of usage and invoices of such a store are replayed from the log.
+            false => false,
+        };
+        let received_by = store.received_by(consumer)?.unwrap_or(i64::MIN);
         let mut projector = Projector {
             ledger: Arc::new(RwLock::new(Ledger::new(config))),
             store,
@@ -269,6 +285,8 @@ impl Projector {
             write_retry: None,
             cache: states_kept.then(|| ContactCache::new(Some(DEFAULT_STATE_CACHE_BYTES))),
             account_states,
+            history,
+            received_by,
         };
         if account_states {
             projector.restore_account_stage()?;
@@ -390,11 +408,25 @@ impl Projector {
                 None => &mut never,
             };
         let committed = self.cache.as_ref().map(ContactCache::committed);
-        let account_states = self.account_states;
-        let mut writer =
-            ChunkWriter { store: &self.store, consumer: &self.consumer, retry, committed, account_states };
+        let (account_states, history) = (self.account_states, self.history);
+        let mut writer = ChunkWriter {
+            store: &self.store,
+            consumer: &self.consumer,
+            retry,
+            committed,
+            account_states,
+            history,
+        };
+        let received_by = &mut self.received_by;
         if records.len() <= PIPELINE_CHUNK {
-            let chunk = fold_chunk(&self.ledger, &self.store, self.cache.as_mut(), records, &mut report)?;
+            let chunk = fold_chunk(
+                &self.ledger,
+                &self.store,
+                self.cache.as_mut(),
+                records,
+                received_by,
+                &mut report,
+            )?;
             publish(&chunk.entries)?;
             writer.write(&mut *self.pricing, chunk)?;
         } else {
@@ -415,7 +447,9 @@ impl Projector {
                     .map_err(ProjectorError::WriteThread)?;
                 let mut folded = Ok(());
                 for records in records.chunks(PIPELINE_CHUNK) {
-                    let chunk = match fold_chunk(ledger, store, cache.as_deref_mut(), records, &mut report) {
+                    let folded_chunk =
+                        fold_chunk(ledger, store, cache.as_deref_mut(), records, received_by, &mut report);
+                    let chunk = match folded_chunk {
                         Ok(chunk) => chunk,
                         Err(error) => {
                             folded = Err(error);
@@ -462,6 +496,8 @@ struct FoldedChunk {
     number: u64,
     batch: StateBatch,
     entries: Vec<Entry>,
+    /// For each entry, the latest receive time among the records up to the one that made it.
+    received_by: Vec<i64>,
     refusals: Vec<(u64, String, Vec<u8>)>,
     next_offset: u64,
 }
@@ -469,12 +505,14 @@ struct FoldedChunk {
 /// Folds `records` into the ledger and collects what they change, except pricing (the
 /// writer's): the states of the contacts whose events or postings moved. Contacts not in
 /// memory are loaded from `store` through `cache`; after the chunk, the cache evicts what
-/// exceeds its budget. Counts go into `report`.
+/// exceeds its budget. `received_by` is the latest receive time of the records before, and
+/// moves on over these. Counts go into `report`.
 fn fold_chunk(
     ledger: &RwLock<Ledger>,
     store: &Store,
     mut cache: Option<&mut ContactCache>,
     records: &[StoredRecord],
+    received_by: &mut i64,
     report: &mut BatchReport,
 ) -> Result<FoldedChunk, ProjectorError> {
     let next_offset = records.last().map_or(0, |r| r.offset + 1);
@@ -485,6 +523,7 @@ fn fold_chunk(
     let number = cache.as_deref_mut().map_or(0, ContactCache::start_chunk);
     let mut batch = StateBatch::default();
     let mut entries: Vec<Entry> = Vec::new();
+    let mut entries_received_by: Vec<i64> = Vec::new();
     let mut touched_contacts: HashSet<(WabaId, ContactKey)> = HashSet::new();
     // The contacts whose postings moved (an entry of theirs posted or reversed).
     let mut postings_moved: HashSet<(WabaId, ContactKey)> = HashSet::new();
@@ -499,6 +538,7 @@ fn fold_chunk(
             let events_scope = (event.contact.is_none() || cache.is_none()).then(|| scope_of(&event));
             let event_id = event.event_id.clone();
             let event_time = event.event_time;
+            *received_by = (*received_by).max(event.receive_time.0);
             let contact = event.contact.clone().map(|c| (event.waba_id.clone(), c));
             let new_phone_number = contact
                 .as_ref()
@@ -509,6 +549,7 @@ fn fold_chunk(
                 Some(cache) => ledger.apply_with(event, &mut StoreStates { store, cache }, &mut entries),
                 None => ledger.apply(event, &mut entries).map_err(FoldError::Refused),
             };
+            entries_received_by.resize(entries.len(), *received_by);
             // The contacts whose postings moved (allowance claims crossing the boundary).
             for entry in &entries[entries_before..] {
                 let context = entry.fact.context();
@@ -571,7 +612,10 @@ fn fold_chunk(
     report.conflicts += conflicts;
     report.refused += refusals.len() - conflicts;
     report.entries += entries.len();
-    Ok(FoldedChunk { number, batch, entries, refusals, next_offset })
+    if *received_by > i64::MIN {
+        batch.set_received_by(*received_by);
+    }
+    Ok(FoldedChunk { number, batch, entries, received_by: entries_received_by, refusals, next_offset })
 }
 
 /// Prices and indexes a folded chunk's entries, writes the chunk with its offset, then keeps
@@ -584,15 +628,18 @@ struct ChunkWriter<'a> {
     committed: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// Whether the account stage's state (claims, pricing's) is written.
     account_states: bool,
+    /// Whether usage and billing moves are kept in `history`.
+    history: bool,
 }
 
 impl ChunkWriter<'_> {
     fn write(&mut self, pricing: &mut dyn EntryPricing, chunk: FoldedChunk) -> Result<(), ProjectorError> {
-        let FoldedChunk { number, mut batch, entries, refusals, next_offset } = chunk;
-        for entry in &entries {
-            batch.put_entry(entry, &pricing.markets(entry));
+        let FoldedChunk { number, mut batch, entries, received_by, refusals, next_offset } = chunk;
+        for (entry, received_by) in entries.iter().zip(received_by) {
+            let received_by = self.history.then_some(received_by);
+            batch.put_entry(entry, &pricing.markets(entry), received_by);
             for priced in pricing.price(entry) {
-                batch.add_billing(&priced.waba_id, &priced.month, &priced.line, priced.quantity);
+                batch.add_billing(&priced.waba_id, &priced.month, &priced.line, priced.quantity, received_by);
             }
             if self.account_states {
                 batch.move_claim(entry);

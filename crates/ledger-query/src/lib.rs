@@ -1,20 +1,11 @@
-//! The query side and the HTTP API: webhooks and send records in (to the log), answers out
-//! (eligibility, timelines, usage, entries, explanations) over the store and the projector's
-//! in-memory ledger.
+//! Answers over a store snapshot: eligibility, timelines, usage, entries, invoices,
+//! reconciliation, attribution and explanations, as the store holds them now or as the ledger
+//! answered at an earlier instant. No HTTP, no threads of its own: `ledger-server` serves these
+//! answers, `ledger-cli` prints them.
 
-pub mod access;
 pub mod billing;
 pub mod dead_letters;
-pub mod extract;
-pub mod health;
-pub mod http;
-pub mod ingest;
-pub mod listener;
-pub mod partitioned;
 pub mod queries;
-pub mod refusals;
-pub mod server;
 pub mod views;
 
 pub use queries::{EntryFilter, Queries, QueryError};
-pub use server::{serve, ServeConfig};

@@ -2,6 +2,7 @@
 //! entries) and the projector's in-memory ledger (eligibility, which needs account-wide
 //! allowance state).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use ledger_core::{
@@ -171,8 +172,6 @@ pub struct Queries {
     pricing: Arc<Pricing>,
     /// The log, for answers as of an instant (replayed from it).
     log: Option<(Arc<dyn EventLog>, LedgerConfig)>,
-    /// What the projector reports of itself (for `/readyz`).
-    health: Arc<crate::health::ProjectorHealth>,
 }
 
 impl std::fmt::Debug for Queries {
@@ -184,13 +183,7 @@ impl std::fmt::Debug for Queries {
 impl Queries {
     /// Queries over `store`; eligibility answers once [`Queries::set_ledger`] is called.
     pub fn new(store: Arc<Store>, pricing: Arc<Pricing>) -> Queries {
-        Queries {
-            store,
-            ledger: Arc::new(std::sync::OnceLock::new()),
-            pricing,
-            log: None,
-            health: Arc::default(),
-        }
+        Queries { store, ledger: Arc::new(std::sync::OnceLock::new()), pricing, log: None }
     }
 
     /// Enables `as_of` answers, replayed from `log` with the projector's `config`.
@@ -212,34 +205,60 @@ impl Queries {
             .map_err(|e| QueryError::Store(StoreError::Value { family: "log", reason: e.to_string() }))
     }
 
-    /// The WABA's invoice for a month in its time zone: from the `billing` aggregates, or
-    /// replayed from the log as it stood at `as_of`.
+    /// The WABA's invoice for a month in its time zone: from the `billing` aggregates, or as
+    /// the ledger answered once it had projected every record received by `as_of` — from the
+    /// store's `history`, or for a store written before it was kept, replayed from the log.
     pub fn invoice(
         &self,
         waba_id: &str,
         month: &str,
         as_of: Option<Timestamp>,
     ) -> Result<Invoice, QueryError> {
-        let month = parse_month(month)?;
-        let (_, currency, _) = self.pricing.business_of(waba_id);
-        let lines = match as_of {
-            Some(instant) => self.replay(Some(instant))?.book.lines(waba_id, month),
-            None => self
-                .store
-                .billing(waba_id, &month.to_string())?
-                .into_iter()
-                .map(|(line, count)| {
-                    let key = LineKey::decode(&line).map_err(|e| StoreError::Value {
-                        family: ledger_store::BILLING,
-                        reason: e.to_string(),
-                    })?;
-                    Ok((key, count))
-                })
-                .collect::<Result<Vec<_>, QueryError>>()?,
+        let parsed = parse_month(month)?;
+        let stored = match as_of {
+            None => self.store.billing(waba_id, &parsed.to_string())?,
+            Some(instant) if self.store.history_kept()? => {
+                self.store.billing_as_of(waba_id, &parsed.to_string(), instant.0)?
+            }
+            Some(instant) => return self.invoice_replayed(waba_id, month, instant),
         };
+        let lines = stored
+            .into_iter()
+            .map(|(line, count)| {
+                let key = LineKey::decode(&line).map_err(|e| StoreError::Value {
+                    family: ledger_store::BILLING,
+                    reason: e.to_string(),
+                })?;
+                Ok((key, count))
+            })
+            .collect::<Result<Vec<_>, QueryError>>()?;
+        Ok(self.invoice_of(waba_id, parsed, lines, as_of))
+    }
+
+    /// The invoice as of an instant, priced from a replay of the log's records received by
+    /// then (what [`Queries::invoice`] answers from `history`).
+    pub fn invoice_replayed(
+        &self,
+        waba_id: &str,
+        month: &str,
+        as_of: Timestamp,
+    ) -> Result<Invoice, QueryError> {
+        let month = parse_month(month)?;
+        let lines = self.replay(Some(as_of))?.book.lines(waba_id, month);
+        Ok(self.invoice_of(waba_id, month, lines, Some(as_of)))
+    }
+
+    fn invoice_of(
+        &self,
+        waba_id: &str,
+        month: LocalMonth,
+        lines: Vec<(LineKey, i64)>,
+        as_of: Option<Timestamp>,
+    ) -> Invoice {
+        let (_, currency, _) = self.pricing.business_of(waba_id);
         let mut invoice = Invoice::from_lines(waba_id, month, lines, currency);
         invoice.as_of = as_of.map(|t| t.to_string());
-        Ok(invoice)
+        invoice
     }
 
     /// Eligibility as the ledger would have answered with the events received up to `as_of`,
@@ -299,13 +318,29 @@ impl Queries {
         Ok(self.pricing.price_eligibility(waba_id.as_str(), user_id, answer))
     }
 
-    /// Usage counted from the events received up to `as_of`, as [`Queries::usage`] counts.
+    /// Usage as the ledger counted it once it had projected every record received by `as_of`:
+    /// from the store's `history`, or for a store written before it was kept, replayed.
     pub fn usage_as_of(&self, waba_id: &str, month: &str, as_of: Timestamp) -> Result<UsageView, QueryError> {
+        if !self.store.history_kept()? {
+            return self.usage_replayed(waba_id, month, as_of);
+        }
+        let month = parse_month(month)?.to_string();
+        let counters = self.store.usage_as_of(waba_id, &month, as_of.0)?;
+        Ok(usage_view(waba_id, &month, counters))
+    }
+
+    /// Usage counted from a replay of the log's records received by `as_of`, as
+    /// [`Queries::usage`] counts (what [`Queries::usage_as_of`] answers from `history`).
+    pub fn usage_replayed(
+        &self,
+        waba_id: &str,
+        month: &str,
+        as_of: Timestamp,
+    ) -> Result<UsageView, QueryError> {
         let month = parse_month(month)?;
         let replay = self.replay(Some(as_of))?;
         let pricer = Pricer::new(self.pricing.clone());
-        let mut counts: std::collections::BTreeMap<(String, String, String, String), i64> =
-            Default::default();
+        let mut counts: BTreeMap<(String, String, String, String), i64> = Default::default();
         for entry in &replay.journal {
             let context = entry.fact.context();
             if context.waba_id.as_str() != waba_id || context.local_month != month {
@@ -318,21 +353,23 @@ impl Queries {
                 *counts.entry(key).or_default() += sign * recipients as i64;
             }
         }
-        let mut view = UsageView {
-            waba_id: waba_id.to_owned(),
-            month: month.to_string(),
-            rows: Vec::new(),
-            conversations: 0,
-            messages: 0,
-        };
-        for ((unit, category, market, pricing_type), count) in counts.into_iter().filter(|(_, c)| *c != 0) {
-            match unit.as_str() {
-                "conversation" => view.conversations += count,
-                _ => view.messages += count,
-            }
-            view.rows.push(UsageRow { unit, category, market, pricing_type, count });
-        }
-        Ok(view)
+        let month = month.to_string();
+        let counters = counts
+            .into_iter()
+            .filter(|(_, count)| *count != 0)
+            .map(|((unit, category, market, pricing_type), count)| {
+                let key = ledger_store::UsageKey {
+                    waba_id: waba_id.to_owned(),
+                    month: month.clone(),
+                    unit,
+                    category,
+                    market,
+                    pricing_type,
+                };
+                (key, count)
+            })
+            .collect();
+        Ok(usage_view(waba_id, &month, counters))
     }
 
     /// The WABA's entries standing after reversals, read from the store and decoded back to
@@ -537,20 +574,10 @@ impl Queries {
         let _ = self.ledger.set(ledger);
     }
 
+    /// Whether the account stage's state is loaded (contact answers need it); whether the
+    /// stages keep up is the server's to say.
     pub fn is_ready(&self) -> bool {
-        self.ledger.get().is_some() && self.health.readiness().is_ok()
-    }
-
-    /// Why the answers are not current, if they are not.
-    pub fn readiness(&self) -> Result<(), String> {
-        if self.ledger.get().is_none() {
-            return Err("loading state from the log".into());
-        }
-        self.health.readiness()
-    }
-
-    pub fn health(&self) -> &Arc<crate::health::ProjectorHealth> {
-        &self.health
+        self.ledger.get().is_some()
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -696,27 +723,8 @@ impl Queries {
     /// reversals netted.
     pub fn usage(&self, waba_id: &str, month: &str) -> Result<UsageView, QueryError> {
         let month = parse_month(month)?.to_string();
-        let mut view = UsageView {
-            waba_id: waba_id.to_owned(),
-            month: month.clone(),
-            rows: Vec::new(),
-            conversations: 0,
-            messages: 0,
-        };
-        for (key, count) in self.store.usage(waba_id, &month)? {
-            match key.unit.as_str() {
-                "conversation" => view.conversations += count,
-                _ => view.messages += count,
-            }
-            view.rows.push(UsageRow {
-                unit: key.unit,
-                category: key.category,
-                market: key.market,
-                pricing_type: key.pricing_type,
-                count,
-            });
-        }
-        Ok(view)
+        let counters = self.store.usage(waba_id, &month)?;
+        Ok(usage_view(waba_id, &month, counters))
     }
 
     pub fn entries(&self, filter: &EntryFilter) -> Result<Vec<EntryView>, QueryError> {
@@ -746,7 +754,8 @@ impl Queries {
             .ok_or_else(|| QueryError::BadRequest(format!("entry id {entry_id:?} is not 32 hex digits")))?;
         let entry =
             self.store.entry(id)?.ok_or_else(|| QueryError::NotFound(format!("no entry {entry_id}")))?;
-        Ok(ExplanationView::from(&entry))
+        Ok(ExplanationView::try_from(&entry)
+            .map_err(|e| StoreError::Value { family: ledger_store::ENTRIES, reason: e.to_string() })?)
     }
 }
 
@@ -785,6 +794,31 @@ impl AsOfFold<'_> {
     }
 }
 
+/// The usage answer of stored counters (in key order, zero counts left out).
+fn usage_view(waba_id: &str, month: &str, counters: Vec<(ledger_store::UsageKey, i64)>) -> UsageView {
+    let mut view = UsageView {
+        waba_id: waba_id.to_owned(),
+        month: month.to_owned(),
+        rows: Vec::new(),
+        conversations: 0,
+        messages: 0,
+    };
+    for (key, count) in counters {
+        match key.unit.as_str() {
+            "conversation" => view.conversations += count,
+            _ => view.messages += count,
+        }
+        view.rows.push(UsageRow {
+            unit: key.unit,
+            category: key.category,
+            market: key.market,
+            pricing_type: key.pricing_type,
+            count,
+        });
+    }
+    view
+}
+
 fn contact_scope(waba_id: &WabaId, contact: &ContactKey) -> Scope {
     Scope::Contact {
         waba_id: waba_id.to_string(),
@@ -805,4 +839,174 @@ fn claimant_of(entry: &ledger_proto::v1::Entry, pool: &AllowancePool) -> Option<
     let same = claimed.kind == pool.kind.as_str() && *claimed.scope == *pool.scope;
     let contact = entry.context.as_ref()?.contact.as_ref()?;
     same.then(|| ContactKey::new(&contact.phone_number_id, &contact.user_id))
+}
+
+impl UsageView {
+    /// Applies account-wide allowances (R13, R26, R80) to a sum of partitions' usage: each
+    /// partition granted its own first `limit` claims, so the union of `grants` holds every
+    /// claim that is truly free — the earliest `limit` by (instant, fact id) per allowance. Each
+    /// other grant moves from its free row to the row it has when billable, in each of its
+    /// markets.
+    pub fn with_account_allowances(self, mut grants: Vec<GrantRow>) -> UsageView {
+        grants.sort_by(|a, b| (&a.pool, a.at, &a.fact_id).cmp(&(&b.pool, b.at, &b.fact_id)));
+        let mut moves: Vec<UsageRow> = Vec::new();
+        for pool in grants.chunk_by(|a, b| a.pool == b.pool) {
+            // The free prefix: claims in time order while their units fit (a group message
+            // draws one per participant reached, R80).
+            let limit = pool[0].limit as u64;
+            let mut used = 0u64;
+            let beyond = pool.iter().skip_while(|grant| {
+                let units = grant.markets.iter().map(|(_, n)| n).sum::<u64>().max(1);
+                used += units;
+                used <= limit
+            });
+            for grant in beyond {
+                for (market, recipients) in &grant.markets {
+                    let row = |pricing_type: &str, count: i64| UsageRow {
+                        unit: grant.unit.clone(),
+                        category: grant.category.clone(),
+                        market: market.clone(),
+                        pricing_type: pricing_type.to_owned(),
+                        count,
+                    };
+                    moves.push(row(&grant.free_pricing_type, -(*recipients as i64)));
+                    moves.push(row(&grant.billable_pricing_type, *recipients as i64));
+                }
+            }
+        }
+        if moves.is_empty() {
+            return self;
+        }
+        let (waba_id, month) = (self.waba_id.clone(), self.month.clone());
+        let correction = UsageView {
+            waba_id: waba_id.clone(),
+            month: month.clone(),
+            rows: moves,
+            conversations: 0,
+            messages: 0,
+        };
+        UsageView::sum(&waba_id, &month, vec![self, correction])
+    }
+
+    /// Rows with the same unit × category × market × pricing type added up.
+    pub fn sum(waba_id: &str, month: &str, views: Vec<UsageView>) -> UsageView {
+        let mut rows: BTreeMap<(String, String, String, String), i64> = BTreeMap::new();
+        for view in views {
+            for row in view.rows {
+                *rows.entry((row.unit, row.category, row.market, row.pricing_type)).or_default() += row.count;
+            }
+        }
+        let mut view = UsageView {
+            waba_id: waba_id.to_owned(),
+            month: month.to_owned(),
+            rows: Vec::new(),
+            conversations: 0,
+            messages: 0,
+        };
+        for ((unit, category, market, pricing_type), count) in rows {
+            if count == 0 {
+                continue;
+            }
+            match unit.as_str() {
+                "conversation" => view.conversations += count,
+                _ => view.messages += count,
+            }
+            view.rows.push(UsageRow { unit, category, market, pricing_type, count });
+        }
+        view
+    }
+}
+
+#[cfg(test)]
+mod account_allowances {
+    use super::*;
+
+    fn grant(pool: &str, limit: usize, at: i64, fact: u128, market: &str) -> GrantRow {
+        GrantRow {
+            pool: pool.to_owned(),
+            limit,
+            at,
+            fact_id: format!("{fact:032x}"),
+            unit: "conversation".into(),
+            category: "service".into(),
+            markets: vec![(market.to_owned(), 1)],
+            free_pricing_type: "free_tier".into(),
+            billable_pricing_type: "regular".into(),
+        }
+    }
+
+    fn row(market: &str, pricing_type: &str, count: i64) -> UsageRow {
+        UsageRow {
+            unit: "conversation".into(),
+            category: "service".into(),
+            market: market.into(),
+            pricing_type: pricing_type.into(),
+            count,
+        }
+    }
+
+    fn counts(view: &UsageView) -> Vec<(String, String, i64)> {
+        view.rows.iter().map(|r| (r.market.clone(), r.pricing_type.clone(), r.count)).collect()
+    }
+
+    /// R26 across two partitions with an allowance of 2: each partition granted its own first two
+    /// claims (4 free in the sum); the account's first two by time stay free, the others are
+    /// billable in their own markets. A pool within its limit moves nothing.
+    #[test]
+    fn only_the_accounts_earliest_claims_stay_free() {
+        let pool = "era2_service_conversations/waba/2024-03";
+        let other = "era2_service_conversations/other-waba/2024-03";
+        let partition_0 = [grant(pool, 2, 10, 7, "India"), grant(pool, 2, 50, 3, "Brazil")];
+        let partition_1 = [grant(pool, 2, 20, 9, "India"), grant(pool, 2, 30, 1, "India")];
+        let summed = UsageView::sum(
+            "waba",
+            "2024-03",
+            vec![UsageView {
+                waba_id: "waba".into(),
+                month: "2024-03".into(),
+                rows: vec![
+                    row("Brazil", "free_tier", 1),
+                    row("India", "free_tier", 3),
+                    row("India", "regular", 5),
+                ],
+                conversations: 9,
+                messages: 0,
+            }],
+        );
+        let mut grants: Vec<GrantRow> = partition_1.iter().chain(&partition_0).cloned().collect();
+        grants.push(grant(other, 2, 5, 1, "India"));
+        let corrected = summed.with_account_allowances(grants);
+        assert_eq!(
+            counts(&corrected),
+            vec![
+                ("Brazil".into(), "regular".into(), 1),
+                ("India".into(), "free_tier".into(), 2),
+                ("India".into(), "regular".into(), 6),
+            ]
+        );
+        assert_eq!(corrected.conversations, 9, "claims move between rows; none appear or vanish");
+    }
+
+    /// Equal instants are ordered by fact id, as the ledger's own allowance orders them.
+    #[test]
+    fn ties_in_time_go_to_the_smaller_fact_id() {
+        let pool = "era1_conversations/waba/2022-05";
+        let summed = UsageView::sum(
+            "waba",
+            "2022-05",
+            vec![UsageView {
+                waba_id: "waba".into(),
+                month: "2022-05".into(),
+                rows: vec![row("India", "free_tier", 1), row("Brazil", "free_tier", 1)],
+                conversations: 2,
+                messages: 0,
+            }],
+        );
+        let grants = vec![grant(pool, 1, 10, 0x20, "India"), grant(pool, 1, 10, 0x1ff, "Brazil")];
+        let corrected = summed.with_account_allowances(grants);
+        assert_eq!(
+            counts(&corrected),
+            vec![("Brazil".into(), "regular".into(), 1), ("India".into(), "free_tier".into(), 1)]
+        );
+    }
 }

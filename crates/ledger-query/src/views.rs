@@ -1,7 +1,6 @@
 //! JSON views of stored entries and their explanations, read straight from the stored
 //! `ledger.v1.Entry` (the journal's record of fact).
 
-use ledger_core::rules::Rule;
 use ledger_proto::v1;
 use serde::Serialize;
 
@@ -134,42 +133,23 @@ pub struct ExplanationView {
     pub events: Vec<String>,
 }
 
-impl From<&v1::Entry> for ExplanationView {
-    fn from(entry: &v1::Entry) -> Self {
-        let view = EntryView::from(entry);
-        let verdict = match (&view.billable, &view.free_reason) {
-            (true, _) => "billable".to_owned(),
-            (false, Some(reason)) => format!("free ({reason})"),
-            (false, None) => "free".to_owned(),
-        };
-        let what = match view.kind {
-            "conversation_opened" => format!(
-                "{} conversation opened by {} at {} until {} (era {})",
-                view.category,
-                view.message_id,
-                view.at,
-                view.expires_at.unwrap_or_default(),
-                view.era
-            ),
-            _ => format!(
-                "message {} delivered at {} counted as {} (era {})",
-                view.message_id, view.at, view.category, view.era
-            ),
-        };
-        let action = match &view.reverses {
-            Some(reversed) => format!("reversal of {reversed}: a later event changed this conclusion; "),
-            None => String::new(),
-        };
-        let allowance = view.allowance.as_ref().map(|a| format!("; allowance {a}")).unwrap_or_default();
-        ExplanationView {
-            summary: format!("{action}{what}: {verdict}{allowance}"),
-            rule_path: entry
-                .rules
-                .iter()
-                .map(|id| RuleStepView { rule: id.clone(), says: Rule::from_id(id).map(Rule::summary) })
+impl TryFrom<&v1::Entry> for ExplanationView {
+    type Error = ledger_proto::ConvertError;
+
+    /// The stored entry decoded back to the core's own and explained as the core explains it
+    /// (`ledger fold --explain` prints the same), beside the stored entry's view.
+    fn try_from(stored: &v1::Entry) -> Result<Self, Self::Error> {
+        let entry = ledger_core::Entry::try_from(stored.clone())?;
+        let explanation = ledger_core::explain(&entry);
+        Ok(ExplanationView {
+            entry: EntryView::from(stored),
+            summary: explanation.summary,
+            rule_path: explanation
+                .rule_path
+                .into_iter()
+                .map(|step| RuleStepView { rule: step.rule.to_owned(), says: Some(step.says) })
                 .collect(),
-            events: entry.evidence.clone(),
-            entry: view,
-        }
+            events: explanation.events.iter().map(ToString::to_string).collect(),
+        })
     }
 }

@@ -352,6 +352,104 @@ pub const CONTACT_STATES_KEY: &[u8] = b"\x00contact_states";
 /// pricing's state from the first record: the store then starts without folding the log.
 pub const ACCOUNT_STATES_KEY: &[u8] = b"\x00account_states";
 
+/// What a `history` row counts: a usage counter or an invoice line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryCounter {
+    Usage,
+    Billing,
+}
+
+impl HistoryCounter {
+    fn tag(self) -> u8 {
+        match self {
+            HistoryCounter::Usage => b'u',
+            HistoryCounter::Billing => b'b',
+        }
+    }
+}
+
+/// How long a `history` row's instant spans: an hour (totals for the hours before an answer's
+/// instant) or a second (the hour it falls in, exactly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryGrain {
+    Hour,
+    Second,
+}
+
+impl HistoryGrain {
+    fn tag(self) -> u8 {
+        match self {
+            HistoryGrain::Hour => b'h',
+            HistoryGrain::Second => b's',
+        }
+    }
+
+    /// The start of the row an instant (Unix seconds) is counted in.
+    pub fn start_of(self, instant: i64) -> i64 {
+        match self {
+            HistoryGrain::Hour => instant.div_euclid(3_600) * 3_600,
+            HistoryGrain::Second => instant,
+        }
+    }
+}
+
+/// Prefix of the `history` rows of one account, month, counter and grain; a row's key goes on
+/// with the row's instant ([`put_time`]) and the counter as its own family keys it after the
+/// account and month (usage: unit, category, market, pricing type; billing: pricing's line).
+pub fn history_prefix(waba_id: &str, month: &str, counter: HistoryCounter, grain: HistoryGrain) -> Vec<u8> {
+    let mut out = usage_month_prefix(waba_id, month);
+    out.push(counter.tag());
+    out.push(grain.tag());
+    out
+}
+
+/// The `history` row of a counter (its `usage` or `billing` key, which starts with the account
+/// and month) moved by entries received in the row that holds `instant`.
+pub fn history_key(
+    counter_key: &[u8],
+    counter: HistoryCounter,
+    grain: HistoryGrain,
+    instant: i64,
+) -> Vec<u8> {
+    let month_prefix_len = month_prefix_len(counter_key);
+    let mut out = Vec::with_capacity(counter_key.len() + 10);
+    out.extend_from_slice(&counter_key[..month_prefix_len]);
+    out.push(counter.tag());
+    out.push(grain.tag());
+    put_time(&mut out, grain.start_of(instant));
+    out.extend_from_slice(&counter_key[month_prefix_len..]);
+    out
+}
+
+/// The length of the account and month a usage or billing key starts with
+/// ([`usage_month_prefix`]: two length-prefixed texts); the whole key if it is shorter.
+fn month_prefix_len(key: &[u8]) -> usize {
+    let text_end = |at: usize| {
+        let len = key.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)?;
+        Some(at + 2 + len).filter(|end| *end <= key.len())
+    };
+    text_end(0).and_then(text_end).unwrap_or(key.len())
+}
+
+/// The instant and the counter (after the account and month) of a `history` row, given the
+/// row's [`history_prefix`].
+pub fn decode_history_key<'k>(prefix: &[u8], key: &'k [u8]) -> Result<(i64, &'k [u8]), KeyError> {
+    let rest = key.strip_prefix(prefix).ok_or(KeyError { what: "history", reason: "prefix" })?;
+    let mut reader = Reader { bytes: rest, what: "history" };
+    let at = reader.time()?;
+    Ok((at, reader.bytes))
+}
+
+/// `offsets` family: present when the `history` rows were written from the first record.
+pub const HISTORY_KEY: &[u8] = b"\x00history";
+
+/// `offsets` family: the latest receive time among the records `consumer` projected.
+pub fn received_by_key(consumer: &str) -> Vec<u8> {
+    let mut out = b"\x00received_by/".to_vec();
+    out.extend_from_slice(consumer.as_bytes());
+    out
+}
+
 /// `dead_letters` family: receive instant, then a sequence number unique within the process
 /// run and the instant, so letters list in arrival order.
 pub fn dead_letter_key(received_at_micros: i64, sequence: u64) -> [u8; 16] {

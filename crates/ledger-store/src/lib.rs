@@ -6,12 +6,11 @@
 //! | --- | --- | --- |
 //! | `events` | scope, event time, event id | encoded `ledger.v1.Event` (contact event history) |
 //! | `contacts` | contact | the contact's fold state, `ledger.v1.ContactState` ([`contact_state`]) |
-//! | `timelines` | contact | timeline snapshot (JSON) |
-//! | `messages` | contact, message id | merged message state (JSON) |
 //! | `entries` | entry id | encoded `ledger.v1.Entry` (the append-only journal) |
 //! | `entry_index` | contact or account, instant, entry id | — |
 //! | `usage` | account, month, unit, category, market, pricing type | i64 count, merged by addition |
 //! | `billing` | account, month, priced line (pricing's encoding) | i64 count, merged by addition |
+//! | `history` | account, month, `u`/`b`, `h`/`s`, hour or second received, usage counter or priced line | i64 delta of the entries received then, merged by addition ([`keys::history_key`]) |
 //! | `allowances` | local month, pool kind, pool scope, claim instant, fact id | units, owner contact |
 //! | `accounts` | `n`, business phone number id | the WABA id its events came under |
 //! | `accounts` | `t`, pricing's key | pricing's own state (volume tier accruals, R54) |
@@ -19,10 +18,19 @@
 //! | `offsets` | `\0rule_settings` | the rule settings the state was folded under (canonical JSON) |
 //! | `offsets` | `\0contact_states` | present when contact states were written from the first record |
 //! | `offsets` | `\0account_states` | present when claims, phone numbers and pricing's state were too |
+//! | `offsets` | `\0history` | present when `history` was written from the first record |
+//! | `offsets` | `\0received_by/`consumer | the latest receive time among the records the consumer projected |
 //! | `dead_letters` | receive instant, sequence | refused input with its reason (JSON) |
 //!
-//! Snapshots and message states are JSON: they are derived views, read by the query API as
-//! they are; the facts of record (events, entries) are protobuf.
+//! The facts of record (events, entries) are protobuf; the contact state is `ledger-store`'s own
+//! versioned encoding.
+//!
+//! `history` answers usage and invoices as the ledger answered them at an earlier instant T
+//! without replaying the log: a replay up to T stops at the first record received after T, so
+//! what it has folded is every record up to the first whose receive time exceeds T, that is
+//! every record whose running maximum of receive times is at most T. Each entry's counters are
+//! added under that running maximum, into an hourly row and a row per second: an answer as of T
+//! sums the hourly rows before T's hour and the second rows from its start to T.
 
 pub mod contact_state;
 pub mod keys;
@@ -39,7 +47,7 @@ use rocksdb::{
 use serde::{Deserialize, Serialize};
 
 pub use contact_state::{ContactEvent, ContactState, ContactStateError};
-pub use keys::{KeyError, Scope, UsageKey};
+pub use keys::{HistoryCounter, KeyError, Scope, UsageKey};
 
 pub const EVENTS: &str = "events";
 pub const CONTACTS: &str = "contacts";
@@ -50,13 +58,25 @@ pub const BILLING: &str = "billing";
 pub const OFFSETS: &str = "offsets";
 pub const ALLOWANCES: &str = "allowances";
 pub const ACCOUNTS: &str = "accounts";
+pub const HISTORY: &str = "history";
 mod dead_letters;
 pub use dead_letters::DeadLetterCaps;
 
 pub const DEAD_LETTERS: &str = "dead_letters";
 
-const FAMILIES: [&str; 10] =
-    [EVENTS, CONTACTS, ENTRIES, ENTRY_INDEX, USAGE, BILLING, ALLOWANCES, ACCOUNTS, OFFSETS, DEAD_LETTERS];
+const FAMILIES: [&str; 11] = [
+    EVENTS,
+    CONTACTS,
+    ENTRIES,
+    ENTRY_INDEX,
+    USAGE,
+    BILLING,
+    HISTORY,
+    ALLOWANCES,
+    ACCOUNTS,
+    OFFSETS,
+    DEAD_LETTERS,
+];
 
 /// Families earlier versions wrote that nothing reads any more: dropped when a store is opened
 /// for writing. `dedupe` (event id → offset) duplicated what the log's own index answers;
@@ -169,7 +189,7 @@ impl Memory {
 fn family_options(name: &str, memory: &Memory) -> Options {
     let mut options = Options::default();
     options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-    if name == USAGE || name == BILLING {
+    if name == USAGE || name == BILLING || name == HISTORY {
         options.set_merge_operator_associative("add_i64", add_counts);
     }
     let mut table = BlockBasedOptions::default();
@@ -199,6 +219,19 @@ fn db_options(memory: &Memory) -> Options {
     options.increase_parallelism(2);
     options.set_write_buffer_manager(&memory.memtables);
     options
+}
+
+/// Lowers the CPU priority of RocksDB's flush and compaction threads (the default environment's
+/// pools, which every store of the process shares), for processes that answer queries beside
+/// the stages. Compactions keep their share of a core nobody else wants.
+pub fn lower_background_priority() {
+    match rocksdb::Env::new() {
+        Ok(mut env) => {
+            env.lower_thread_pool_cpu_priority();
+            env.lower_high_priority_thread_pool_cpu_priority();
+        }
+        Err(error) => tracing::warn!(%error, "could not lower RocksDB's background CPU priority"),
+    }
 }
 
 /// Keys with their values, in key order.
@@ -311,7 +344,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         batch.puts.sort();
         let counters: Vec<(&'static str, CounterDeltas)> =
-            [(USAGE, &mut batch.usage), (BILLING, &mut batch.billing)]
+            [(USAGE, &mut batch.usage), (BILLING, &mut batch.billing), (HISTORY, &mut batch.history)]
                 .into_iter()
                 .map(|(family, counters)| {
                     let mut counters: Vec<(Vec<u8>, i64)> =
@@ -331,6 +364,9 @@ impl Store {
                 }
             }
             write.put_cf(self.cf(OFFSETS), consumer.as_bytes(), next_offset.to_be_bytes());
+            if let Some(instant) = batch.received_by {
+                write.put_cf(self.cf(OFFSETS), keys::received_by_key(consumer), instant.to_be_bytes());
+            }
             write
         };
         let mut attempt = 0;
@@ -394,6 +430,93 @@ impl Store {
     /// Records, before the first record is projected, that account states are written. Synced.
     pub fn record_account_states_kept(&self) -> Result<(), StoreError> {
         self.put_offsets_synced(keys::ACCOUNT_STATES_KEY, &[1])
+    }
+
+    /// Whether `history` was written from the store's first record (as-of usage and invoices
+    /// are then answered from it).
+    pub fn history_kept(&self) -> Result<bool, StoreError> {
+        Ok(self.db.get_pinned_cf(self.cf(OFFSETS), keys::HISTORY_KEY)?.is_some())
+    }
+
+    /// Records, before the first record is projected, that `history` is written. Synced.
+    pub fn record_history_kept(&self) -> Result<(), StoreError> {
+        self.put_offsets_synced(keys::HISTORY_KEY, &[1])
+    }
+
+    /// The latest receive time among the records `consumer` projected (`None` before the
+    /// first, or for a store that did not keep it).
+    pub fn received_by(&self, consumer: &str) -> Result<Option<i64>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(OFFSETS), keys::received_by_key(consumer))? {
+            None => Ok(None),
+            Some(raw) => raw.as_ref().try_into().map(|raw| Some(i64::from_be_bytes(raw))).map_err(|_| {
+                StoreError::Value { family: OFFSETS, reason: "a receive time is not 8 bytes".into() }
+            }),
+        }
+    }
+
+    /// Usage counters of one account and local month as they stood once every record received
+    /// by `as_of` was projected, zero counts left out (see `history`).
+    pub fn usage_as_of(
+        &self,
+        waba_id: &str,
+        month: &str,
+        as_of: i64,
+    ) -> Result<Vec<(UsageKey, i64)>, StoreError> {
+        let month_prefix = keys::usage_month_prefix(waba_id, month);
+        self.history_as_of(waba_id, month, HistoryCounter::Usage, as_of)?
+            .into_iter()
+            .map(|(counter, count)| {
+                let mut key = month_prefix.clone();
+                key.extend_from_slice(&counter);
+                Ok((keys::decode_usage_key(&key)?, count))
+            })
+            .collect()
+    }
+
+    /// Priced lines of one account and local month (as [`Store::billing`]) as they stood once
+    /// every record received by `as_of` was projected.
+    pub fn billing_as_of(
+        &self,
+        waba_id: &str,
+        month: &str,
+        as_of: i64,
+    ) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
+        Ok(self.history_as_of(waba_id, month, HistoryCounter::Billing, as_of)?.into_iter().collect())
+    }
+
+    /// The `history` totals by counter: the hour rows before `as_of`'s hour, then the second
+    /// rows from that hour's start to `as_of` inclusive.
+    fn history_as_of(
+        &self,
+        waba_id: &str,
+        month: &str,
+        counter: HistoryCounter,
+        as_of: i64,
+    ) -> Result<std::collections::BTreeMap<Vec<u8>, i64>, StoreError> {
+        use keys::HistoryGrain;
+        let hour = HistoryGrain::Hour.start_of(as_of);
+        let mut totals: std::collections::BTreeMap<Vec<u8>, i64> = Default::default();
+        for (grain, from, to) in
+            [(HistoryGrain::Hour, i64::MIN, hour - 1), (HistoryGrain::Second, hour, as_of)]
+        {
+            let prefix = keys::history_prefix(waba_id, month, counter, grain);
+            let mut start = prefix.clone();
+            keys::put_time(&mut start, from);
+            let iter = self.db.iterator_cf(self.cf(HISTORY), IteratorMode::From(&start, Direction::Forward));
+            for item in iter {
+                let (key, value) = item?;
+                if !key.starts_with(&prefix) {
+                    break;
+                }
+                let (at, counter_key) = keys::decode_history_key(&prefix, &key)?;
+                if at > to {
+                    break;
+                }
+                *totals.entry(counter_key.to_vec()).or_default() += decode_count(&value);
+            }
+        }
+        totals.retain(|_, count| *count != 0);
+        Ok(totals)
     }
 
     /// The encoded account events (settings, category changes, tier updates) of every account.
@@ -903,6 +1026,9 @@ pub struct StateBatch {
     puts: SortedPuts,
     usage: HashMap<Vec<u8>, i64>,
     billing: HashMap<Vec<u8>, i64>,
+    history: HashMap<Vec<u8>, i64>,
+    /// The running maximum of receive times the batch's records reached, kept with the offset.
+    received_by: Option<i64>,
 }
 
 impl std::fmt::Debug for StateBatch {
@@ -1028,7 +1154,9 @@ impl StateBatch {
     /// Appends a journal entry, indexes it under its contact and account, and moves the usage
     /// counters it belongs to: `markets` (from pricing's market mapping) says how many of its
     /// recipients are in each market — one recipient, or a group message's participants (R59).
-    pub fn put_entry(&mut self, entry: &Entry, markets: &[(String, u64)]) {
+    /// With `received_by` (the running maximum of receive times at the entry's record) the
+    /// moves are kept in `history` too.
+    pub fn put_entry(&mut self, entry: &Entry, markets: &[(String, u64)], received_by: Option<i64>) {
         let encoded = ledger_proto::encode_entry(entry);
         self.puts.put(Family::Entries, &keys::entry_key(entry.id.0), &encoded);
         let context = entry.fact.context();
@@ -1057,8 +1185,25 @@ impl StateBatch {
                 market: market.clone(),
                 pricing_type: pricing_type.to_owned(),
             };
-            *self.usage.entry(keys::usage_key(&usage)).or_default() += sign * *recipients as i64;
+            let key = keys::usage_key(&usage);
+            let delta = sign * *recipients as i64;
+            if let Some(instant) = received_by {
+                self.add_history(&key, HistoryCounter::Usage, instant, delta);
+            }
+            *self.usage.entry(key).or_default() += delta;
         }
+    }
+
+    fn add_history(&mut self, counter_key: &[u8], counter: HistoryCounter, instant: i64, delta: i64) {
+        for grain in [keys::HistoryGrain::Hour, keys::HistoryGrain::Second] {
+            *self.history.entry(keys::history_key(counter_key, counter, grain, instant)).or_default() +=
+                delta;
+        }
+    }
+
+    /// The running maximum of receive times after the batch's records (see `history`).
+    pub fn set_received_by(&mut self, instant: i64) {
+        self.received_by = Some(instant);
     }
 
     /// Keeps the allowance claim an entry makes or withdraws (R13, R26, R80): a posting of a
@@ -1091,14 +1236,28 @@ impl StateBatch {
         }
     }
 
-    /// Moves an invoice aggregate: `line` is pricing's encoding of the priced line.
-    pub fn add_billing(&mut self, waba_id: &str, month: &str, line: &[u8], delta: i64) {
+    /// Moves an invoice aggregate: `line` is pricing's encoding of the priced line; with
+    /// `received_by` (as for [`StateBatch::put_entry`]) the move is kept in `history` too.
+    pub fn add_billing(
+        &mut self,
+        waba_id: &str,
+        month: &str,
+        line: &[u8],
+        delta: i64,
+        received_by: Option<i64>,
+    ) {
         let mut key = keys::usage_month_prefix(waba_id, month);
         key.extend_from_slice(line);
+        if let Some(instant) = received_by {
+            self.add_history(&key, HistoryCounter::Billing, instant, delta);
+        }
         *self.billing.entry(key).or_default() += delta;
     }
 
     pub fn is_empty(&self) -> bool {
-        self.puts.index.is_empty() && self.usage.is_empty() && self.billing.is_empty()
+        self.puts.index.is_empty()
+            && self.usage.is_empty()
+            && self.billing.is_empty()
+            && self.history.is_empty()
     }
 }

@@ -129,7 +129,7 @@ fn usage_counters_net_postings_and_reversals() {
     for (n, part) in [first, second].into_iter().enumerate() {
         let mut batch = store.batch();
         for entry in part {
-            batch.put_entry(entry, &[("BR".to_owned(), 1)]);
+            batch.put_entry(entry, &[("BR".to_owned(), 1)], None);
         }
         store.commit(batch, PROJECTOR, n as u64 + 1).expect("commit");
     }

@@ -20,7 +20,7 @@ pub fn records(webhooks: &[ledger_bench::Webhook]) -> Vec<Vec<LogRecord>> {
     webhooks
         .iter()
         .map(|w| {
-            ledger_query::ingest::prepare(
+            ledger_server::ingest::prepare(
                 Provider::MetaCloud,
                 w.body.as_bytes(),
                 Timestamp(1),
@@ -40,7 +40,7 @@ pub fn catch_up(data: &Path) -> (Arc<Store>, BatchReport) {
 fn catch_up_with(data: &Path, config: LedgerConfig) -> (Arc<Store>, BatchReport) {
     let log = EmbeddedLog::open(&data.join("log"), EmbeddedLogOptions::default()).expect("log");
     let store = Arc::new(Store::open(&data.join("state")).expect("state"));
-    let pricing = ledger_query::billing::projection_pricing(Arc::new(ledger_pricing::Pricing::bundled()));
+    let pricing = ledger_server::projection::projection_pricing(Arc::new(ledger_pricing::Pricing::bundled()));
     let mut projector =
         Projector::resume(&log, store.clone(), PROJECTOR, config, pricing, &mut |_, _| {}).expect("resume");
     let report = drain(&mut projector, &log, 4096, log.end_offset(), &mut |_, _| {}).expect("drain");

@@ -254,9 +254,14 @@ pub fn record_of(event: &Event) -> LogRecord {
 /// account-wide events. A contact's events share one partition and keep their order there.
 pub fn partition_key(event: &Event) -> String {
     match &event.contact {
-        Some(contact) => format!("{}/{}", contact.phone_number_id, contact.user_id),
+        Some(contact) => contact_partition_key(&contact.phone_number_id, &contact.user_id),
         None => event.waba_id.to_string(),
     }
+}
+
+/// A contact's partitioning key, for the producer and for finding a contact's partition alike.
+pub fn contact_partition_key(phone_number_id: &str, user_id: &str) -> String {
+    format!("{phone_number_id}/{user_id}")
 }
 
 /// Normalizes and validates a body into log records, or says why it is refused (4xx).

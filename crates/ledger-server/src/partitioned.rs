@@ -7,7 +7,6 @@
 //!   about a contact in a partition owned elsewhere is forwarded to the peer that owns it, and
 //!   account usage is summed over every member's partitions.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError};
 
 use axum::extract::{FromRequestParts, RawQuery, State};
@@ -22,8 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::Caller;
 use crate::extract::{error, ApiPath, ApiQuery};
-use crate::http::AppState;
-use crate::queries::{parse_instant, required_month, GrantRow, Queries, QueryError, UsageRow, UsageView};
+use crate::http::{ApiError, AppState};
+use ledger_query::queries::{parse_instant, required_month, GrantRow, Queries, QueryError, UsageView};
 
 /// The webhook-facing routes only: a stateless ingest worker has nothing to query.
 pub fn ingest_router(state: Arc<AppState>) -> Router {
@@ -92,7 +91,10 @@ pub fn member_router(state: Arc<MemberState>) -> Router {
 
 /// The partition a contact's events are in (the producer's placement, see `ingest::partition_key`).
 pub fn partition_of_contact(phone_number_id: &str, user_id: &str, partitions: i32) -> i32 {
-    ledger_log::partition_for(format!("{phone_number_id}/{user_id}").as_bytes(), partitions)
+    ledger_log::partition_for(
+        crate::ingest::contact_partition_key(phone_number_id, user_id).as_bytes(),
+        partitions,
+    )
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -171,7 +173,7 @@ async fn for_contact(
             };
             return match answer {
                 Ok(value) => (StatusCode::OK, Json(value)).into_response(),
-                Err(e) => e.into_response(),
+                Err(e) => ApiError(e).into_response(),
             };
         }
         let Some(peer) = owner_of(&member.peers, partition) else {
@@ -214,7 +216,7 @@ async fn contact_eligibility(
 ) -> Response {
     let at = match params.at.as_deref().map(parse_instant).transpose() {
         Ok(at) => at.unwrap_or_else(crate::ingest::now),
-        Err(e) => return e.into_response(),
+        Err(e) => return ApiError(e).into_response(),
     };
     let path = format!("/v1/contacts/{phone}/{user}/eligibility?{}", raw.unwrap_or_default());
     let (p, u) = (phone.clone(), user.clone());
@@ -316,7 +318,7 @@ async fn answer_account<T: Serialize + Send + 'static>(
 ) -> Response {
     match tokio::task::spawn_blocking(work).await {
         Ok(Ok(answer)) => Json(answer).into_response(),
-        Ok(Err(AccountError::Query(error))) => error.into_response(),
+        Ok(Err(AccountError::Query(error))) => ApiError(error).into_response(),
         Ok(Err(AccountError::Peer(reason))) => error(StatusCode::BAD_GATEWAY, reason),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
@@ -341,82 +343,6 @@ fn get_json<T: serde::de::DeserializeOwned>(
         return Err(AccountError::Peer(format!("{url} answered {status}: {body}")));
     }
     serde_json::from_str(&body).map_err(|e| AccountError::Peer(format!("{url}: {e}")))
-}
-
-impl UsageView {
-    /// Applies account-wide allowances (R13, R26, R80) to a sum of partitions' usage: each
-    /// partition granted its own first `limit` claims, so the union of `grants` holds every
-    /// claim that is truly free — the earliest `limit` by (instant, fact id) per allowance. Each
-    /// other grant moves from its free row to the row it has when billable, in each of its
-    /// markets.
-    pub fn with_account_allowances(self, mut grants: Vec<GrantRow>) -> UsageView {
-        grants.sort_by(|a, b| (&a.pool, a.at, &a.fact_id).cmp(&(&b.pool, b.at, &b.fact_id)));
-        let mut moves: Vec<UsageRow> = Vec::new();
-        for pool in grants.chunk_by(|a, b| a.pool == b.pool) {
-            // The free prefix: claims in time order while their units fit (a group message
-            // draws one per participant reached, R80).
-            let limit = pool[0].limit as u64;
-            let mut used = 0u64;
-            let beyond = pool.iter().skip_while(|grant| {
-                let units = grant.markets.iter().map(|(_, n)| n).sum::<u64>().max(1);
-                used += units;
-                used <= limit
-            });
-            for grant in beyond {
-                for (market, recipients) in &grant.markets {
-                    let row = |pricing_type: &str, count: i64| UsageRow {
-                        unit: grant.unit.clone(),
-                        category: grant.category.clone(),
-                        market: market.clone(),
-                        pricing_type: pricing_type.to_owned(),
-                        count,
-                    };
-                    moves.push(row(&grant.free_pricing_type, -(*recipients as i64)));
-                    moves.push(row(&grant.billable_pricing_type, *recipients as i64));
-                }
-            }
-        }
-        if moves.is_empty() {
-            return self;
-        }
-        let (waba_id, month) = (self.waba_id.clone(), self.month.clone());
-        let correction = UsageView {
-            waba_id: waba_id.clone(),
-            month: month.clone(),
-            rows: moves,
-            conversations: 0,
-            messages: 0,
-        };
-        UsageView::sum(&waba_id, &month, vec![self, correction])
-    }
-
-    /// Rows with the same unit × category × market × pricing type added up.
-    pub fn sum(waba_id: &str, month: &str, views: Vec<UsageView>) -> UsageView {
-        let mut rows: BTreeMap<(String, String, String, String), i64> = BTreeMap::new();
-        for view in views {
-            for row in view.rows {
-                *rows.entry((row.unit, row.category, row.market, row.pricing_type)).or_default() += row.count;
-            }
-        }
-        let mut view = UsageView {
-            waba_id: waba_id.to_owned(),
-            month: month.to_owned(),
-            rows: Vec::new(),
-            conversations: 0,
-            messages: 0,
-        };
-        for ((unit, category, market, pricing_type), count) in rows {
-            if count == 0 {
-                continue;
-            }
-            match unit.as_str() {
-                "conversation" => view.conversations += count,
-                _ => view.messages += count,
-            }
-            view.rows.push(UsageRow { unit, category, market, pricing_type, count });
-        }
-        view
-    }
 }
 
 async fn member_readyz(State(member): State<Arc<MemberState>>) -> Response {
@@ -452,99 +378,5 @@ async fn member_metrics(State(member): State<Arc<MemberState>>, caller: Caller) 
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
         }
         None => error(StatusCode::NOT_FOUND, "metrics are not enabled"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn grant(pool: &str, limit: usize, at: i64, fact: u128, market: &str) -> GrantRow {
-        GrantRow {
-            pool: pool.to_owned(),
-            limit,
-            at,
-            fact_id: format!("{fact:032x}"),
-            unit: "conversation".into(),
-            category: "service".into(),
-            markets: vec![(market.to_owned(), 1)],
-            free_pricing_type: "free_tier".into(),
-            billable_pricing_type: "regular".into(),
-        }
-    }
-
-    fn row(market: &str, pricing_type: &str, count: i64) -> UsageRow {
-        UsageRow {
-            unit: "conversation".into(),
-            category: "service".into(),
-            market: market.into(),
-            pricing_type: pricing_type.into(),
-            count,
-        }
-    }
-
-    fn counts(view: &UsageView) -> Vec<(String, String, i64)> {
-        view.rows.iter().map(|r| (r.market.clone(), r.pricing_type.clone(), r.count)).collect()
-    }
-
-    /// R26 across two partitions with an allowance of 2: each partition granted its own first two
-    /// claims (4 free in the sum); the account's first two by time stay free, the others are
-    /// billable in their own markets. A pool within its limit moves nothing.
-    #[test]
-    fn only_the_accounts_earliest_claims_stay_free() {
-        let pool = "era2_service_conversations/waba/2024-03";
-        let other = "era2_service_conversations/other-waba/2024-03";
-        let partition_0 = [grant(pool, 2, 10, 7, "India"), grant(pool, 2, 50, 3, "Brazil")];
-        let partition_1 = [grant(pool, 2, 20, 9, "India"), grant(pool, 2, 30, 1, "India")];
-        let summed = UsageView::sum(
-            "waba",
-            "2024-03",
-            vec![UsageView {
-                waba_id: "waba".into(),
-                month: "2024-03".into(),
-                rows: vec![
-                    row("Brazil", "free_tier", 1),
-                    row("India", "free_tier", 3),
-                    row("India", "regular", 5),
-                ],
-                conversations: 9,
-                messages: 0,
-            }],
-        );
-        let mut grants: Vec<GrantRow> = partition_1.iter().chain(&partition_0).cloned().collect();
-        grants.push(grant(other, 2, 5, 1, "India"));
-        let corrected = summed.with_account_allowances(grants);
-        assert_eq!(
-            counts(&corrected),
-            vec![
-                ("Brazil".into(), "regular".into(), 1),
-                ("India".into(), "free_tier".into(), 2),
-                ("India".into(), "regular".into(), 6),
-            ]
-        );
-        assert_eq!(corrected.conversations, 9, "claims move between rows; none appear or vanish");
-    }
-
-    /// Equal instants are ordered by fact id, as the ledger's own allowance orders them.
-    #[test]
-    fn ties_in_time_go_to_the_smaller_fact_id() {
-        let pool = "era1_conversations/waba/2022-05";
-        let summed = UsageView::sum(
-            "waba",
-            "2022-05",
-            vec![UsageView {
-                waba_id: "waba".into(),
-                month: "2022-05".into(),
-                rows: vec![row("India", "free_tier", 1), row("Brazil", "free_tier", 1)],
-                conversations: 2,
-                messages: 0,
-            }],
-        );
-        let grants = vec![grant(pool, 1, 10, 0x20, "India"), grant(pool, 1, 10, 0x1ff, "Brazil")];
-        let corrected = summed.with_account_allowances(grants);
-        assert_eq!(
-            counts(&corrected),
-            vec![("Brazil".into(), "regular".into(), 1), ("India".into(), "free_tier".into(), 1)]
-        );
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ledger_ingest::Limits;
-use ledger_query::ingest::Secrets;
+use ledger_server::ingest::Secrets;
 use serde_json::{json, Value};
 
 const APP_SECRET: &str = "app-secret-0123456789abcdef";
@@ -37,16 +37,16 @@ impl Server {
     }
 
     /// A server with the test defaults, then `configure`'s changes.
-    fn start_with(configure: impl FnOnce(&mut ledger_query::ServeConfig)) -> Server {
+    fn start_with(configure: impl FnOnce(&mut ledger_server::ServeConfig)) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().to_owned();
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = std_listener.local_addr().expect("addr");
         std_listener.set_nonblocking(true).expect("nonblocking");
-        let mut config = ledger_query::ServeConfig {
+        let mut config = ledger_server::ServeConfig {
             limits: Limits { body_bytes_max: 64 * 1024, ..Limits::default() },
             batch_size: 1024,
-            ..ledger_query::ServeConfig::new(addr, data.clone())
+            ..ledger_server::ServeConfig::new(addr, data.clone())
         };
         configure(&mut config);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -54,7 +54,7 @@ impl Server {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-                ledger_query::server::serve_on(listener, config, async {
+                ledger_server::server::serve_on(listener, config, async {
                     let _ = stopped.await;
                 })
                 .await
@@ -612,7 +612,7 @@ fn an_event_id_already_in_the_log_with_other_content_is_409_and_the_first_stays(
 
 #[test]
 fn query_routes_check_the_token_and_its_scope() {
-    use ledger_query::access::{Access, ApiToken, Scope, Wabas};
+    use ledger_server::access::{Access, ApiToken, Scope, Wabas};
     // A delivered template: a charge, so an entry to explain.
     let body = fixture("meta-cloud/pywa-status-delivered-bsuid-pmp.json");
     let value: Value = serde_json::from_slice(&body).expect("json");

@@ -40,9 +40,9 @@ fn broker_down_answers_503_with_retry_after_and_the_retry_lands() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     listener.set_nonblocking(true).expect("nonblocking");
-    let config = ledger_query::ServeConfig {
+    let config = ledger_server::ServeConfig {
         batch_size: 1024,
-        ..ledger_query::ServeConfig::new(listener.local_addr().expect("addr"), dir.path().to_owned())
+        ..ledger_server::ServeConfig::new(listener.local_addr().expect("addr"), dir.path().to_owned())
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = {
@@ -51,7 +51,7 @@ fn broker_down_answers_503_with_retry_after_and_the_retry_lands() {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                ledger_query::server::serve_ingest_on(listener, config, log, async {
+                ledger_server::server::serve_ingest_on(listener, config, log, async {
                     let _ = stopped.await;
                 })
                 .await

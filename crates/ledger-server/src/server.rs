@@ -18,7 +18,9 @@ use crate::access::Access;
 use crate::http::{router, AppState};
 use crate::ingest::Secrets;
 use crate::listener::{serve_http, ConnectionLimits};
-use crate::queries::Queries;
+use ledger_query::Queries;
+
+use crate::health::ProjectorHealth;
 use ledger_store::DeadLetterCaps;
 
 #[derive(Debug, Clone)]
@@ -101,6 +103,8 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    // Flushes and compactions, like the stages, take the cores the answers leave.
+    ledger_store::lower_background_priority();
     let log: Arc<EmbeddedLog> = Arc::new(
         EmbeddedLog::open(&log_path(&config.data_dir), EmbeddedLogOptions::default())
             .context("opening the event log")?,
@@ -118,6 +122,7 @@ pub async fn serve_on(
         access: config.access.clone(),
         expensive: Arc::new(tokio::sync::Semaphore::new(config.expensive_queries.max(1))),
         refusals: crate::refusals::RefusalLimiter::default(),
+        health: Arc::new(ProjectorHealth::default()),
     });
 
     // Webhooks are taken (and made durable) while the projector is still loading its state.
@@ -126,12 +131,14 @@ pub async fn serve_on(
     let stop = Arc::new(AtomicBool::new(false));
     let projector_thread = {
         let (log, store, stop) = (log.clone(), store.clone(), stop.clone());
-        let queries = queries.clone();
+        let (queries, health) = (queries.clone(), state.health.clone());
         let (ledger_config, batch_size, cache) = (config.ledger, config.batch_size, config.state_cache_bytes);
-        let pricing = crate::billing::projection_pricing(config.pricing.clone());
+        let pricing = crate::projection::projection_pricing(config.pricing.clone());
         std::thread::Builder::new().name("projector".into()).spawn(move || {
+            crate::priority::yield_to_queries();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_projector(&*log, store, ledger_config, pricing, (batch_size, cache), &stop, &queries)
+                let stage = Stage { queries: &queries, health: &health, stop: &stop };
+                run_projector(&*log, store, ledger_config, pricing, (batch_size, cache), stage)
             }));
             // A projector that stops before it is told to leaves HTTP answering from frozen state:
             // exit instead, so a supervisor restarts the process (nothing acknowledged is lost;
@@ -142,7 +149,7 @@ pub async fn serve_on(
                 Err(_) => Some("the projector thread panicked".to_owned()),
             };
             if let Some(reason) = failure.filter(|_| !stop.load(Ordering::SeqCst)) {
-                queries.health().stopped(reason.clone());
+                health.stopped(reason.clone());
                 tracing::error!(%reason, "projector stopped; exiting");
                 eprintln!("error: projector stopped: {reason}");
                 std::process::exit(70);
@@ -163,14 +170,23 @@ pub async fn serve_on(
     Ok(())
 }
 
+/// What the stage thread shares with the rest of the process.
+struct Stage<'a> {
+    /// Told the fold state once it is loaded.
+    queries: &'a Queries,
+    /// Told how the stage is doing (for `/readyz`).
+    health: &'a Arc<ProjectorHealth>,
+    /// Set when the process is stopping.
+    stop: &'a Arc<AtomicBool>,
+}
+
 fn run_projector(
     log: &dyn EventLog,
     store: Arc<Store>,
     config: LedgerConfig,
     pricing: Box<dyn ledger_projector::EntryPricing>,
     (batch_size, state_cache_bytes): (usize, usize),
-    stop: &Arc<AtomicBool>,
-    queries: &Queries,
+    Stage { queries, health, stop }: Stage<'_>,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut projector = Projector::resume(log, store, PROJECTOR, config, pricing, &mut |_, _| {})
@@ -178,10 +194,10 @@ fn run_projector(
     projector.set_state_cache(state_cache_bytes);
     // A write that fails (a full disk) is tried again until it lands; meanwhile `/readyz`
     // says why the answers are not current, and the process stays up to take webhooks.
-    let health = queries.health().clone();
+    let retry_health = health.clone();
     let retry_stop = stop.clone();
     projector.retry_writes(Box::new(move |error, attempt| {
-        health.write_failing(error.to_string());
+        retry_health.write_failing(error.to_string());
         metrics::counter!("ledger_projector_write_failures_total").increment(1);
         if attempt == 1 || attempt.is_multiple_of(60) {
             tracing::error!(%error, attempt, "state write failed; retrying");
@@ -195,7 +211,6 @@ fn run_projector(
         "projector resumed"
     );
     queries.set_ledger(projector.ledger());
-    let health = queries.health().clone();
     while !stop.load(Ordering::SeqCst) {
         let end = log.wait_beyond(projector.next_offset(), Duration::from_millis(100));
         let lag = end.saturating_sub(projector.next_offset());
@@ -263,6 +278,7 @@ pub async fn serve_ingest_on(
         access: config.access.clone(),
         expensive: Arc::new(tokio::sync::Semaphore::new(config.expensive_queries.max(1))),
         refusals: crate::refusals::RefusalLimiter::default(),
+        health: Arc::new(ProjectorHealth::default()),
     });
     tracing::info!(listen = %listener.local_addr()?, "ingest worker serving");
     let app = crate::partitioned::ingest_router(state);
@@ -287,10 +303,11 @@ pub async fn serve_member_on(
             .context("reading the events topic's partitions")?
     };
     let pricing = config.pricing.clone();
-    let mut member = ledger_projector::GroupMember::join(group, crate::billing::partition_pricing(pricing))
-        .context("joining the projector group")?;
+    let mut member =
+        ledger_projector::GroupMember::join(group, crate::projection::partition_pricing(pricing))
+            .context("joining the projector group")?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
-    let health = Arc::new(crate::health::ProjectorHealth::default());
+    let health = Arc::new(ProjectorHealth::default());
     let state = Arc::new(crate::partitioned::MemberState {
         ownership: member.ownership(),
         pricing: config.pricing.clone(),
@@ -304,6 +321,7 @@ pub async fn serve_member_on(
     let worker = {
         let stop = stop.clone();
         std::thread::Builder::new().name("projector".into()).spawn(move || {
+            crate::priority::yield_to_queries();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let mut rounds = 0u64;
                 while !stop.load(Ordering::SeqCst) {

@@ -19,7 +19,7 @@ use crate::access::{Access, Caller, HasAccess};
 pub use crate::extract::error;
 use crate::extract::{ApiPath, ApiQuery, Peer};
 use crate::ingest::{self, Refusal, Secrets};
-use crate::queries::{parse_instant, EntryFilter, Queries, QueryError};
+use ledger_query::queries::{parse_instant, EntryFilter, Queries, QueryError};
 
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
@@ -37,6 +37,19 @@ pub struct AppState {
     pub expensive: Arc<tokio::sync::Semaphore>,
     /// How many refused bodies each client address may have kept.
     pub refusals: crate::refusals::RefusalLimiter,
+    /// What the stage threads report of themselves (for `/readyz`).
+    pub health: Arc<crate::health::ProjectorHealth>,
+}
+
+impl AppState {
+    /// Why the answers are not current, if they are not: the state still loading, or the
+    /// stages stopped, failing to write or falling behind.
+    pub fn readiness(&self) -> Result<(), String> {
+        if !self.queries.is_ready() {
+            return Err("loading state from the log".into());
+        }
+        self.health.readiness()
+    }
 }
 
 impl HasAccess for AppState {
@@ -84,9 +97,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-impl IntoResponse for QueryError {
+/// A query's error as the API answers it (the status each kind of error means). A wrapper,
+/// because `QueryError` is `ledger-query`'s and the response type axum's.
+#[derive(Debug)]
+pub struct ApiError(pub QueryError);
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        ApiError(error)
+    }
+}
+
+impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = match &self {
+        let ApiError(query_error) = self;
+        let status = match &query_error {
             QueryError::NotFound(_) => StatusCode::NOT_FOUND,
             QueryError::BadRequest(_) => StatusCode::BAD_REQUEST,
             QueryError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -94,7 +119,7 @@ impl IntoResponse for QueryError {
             QueryError::NotReady | QueryError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             QueryError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let mut response = error(status, self.to_string());
+        let mut response = error(status, query_error.to_string());
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
@@ -351,7 +376,7 @@ async fn eligibility(
     caller: Caller,
     ApiPath((phone, user)): ApiPath<(String, String)>,
     ApiQuery(params): ApiQuery<EligibilityParams>,
-) -> Result<Response, QueryError> {
+) -> Result<Response, ApiError> {
     check_contact(&app, &caller, &phone, params.waba_id.as_deref())?;
     let at = match params.at.as_deref() {
         Some(text) => parse_instant(text)?,
@@ -382,7 +407,7 @@ async fn timeline(
     caller: Caller,
     ApiPath((phone, user)): ApiPath<(String, String)>,
     ApiQuery(params): ApiQuery<WabaParam>,
-) -> Result<Response, QueryError> {
+) -> Result<Response, ApiError> {
     check_contact(&app, &caller, &phone, params.waba_id.as_deref())?;
     let answer = blocking(move || app.queries.timeline(&phone, &user, params.waba_id.as_deref())).await?;
     Ok(Json(answer).into_response())
@@ -399,9 +424,9 @@ async fn usage(
     caller: Caller,
     ApiPath(waba_id): ApiPath<String>,
     ApiQuery(params): ApiQuery<MonthParam>,
-) -> Result<Response, QueryError> {
+) -> Result<Response, ApiError> {
     check_waba(&caller, &waba_id)?;
-    let month = crate::queries::required_month(params.month)?;
+    let month = ledger_query::queries::required_month(params.month)?;
     let as_of = params.as_of.as_deref().map(parse_instant).transpose()?;
     let permit = as_of.map(|_| expensive(&app, "as_of")).transpose()?;
     let answer = blocking(move || {
@@ -428,15 +453,15 @@ async fn invoice(
     caller: Caller,
     ApiPath(waba_id): ApiPath<String>,
     ApiQuery(params): ApiQuery<InvoiceParams>,
-) -> Result<Response, QueryError> {
+) -> Result<Response, ApiError> {
     check_waba(&caller, &waba_id)?;
-    let month = crate::queries::required_month(params.month)?;
+    let month = ledger_query::queries::required_month(params.month)?;
     let as_of = params.as_of.as_deref().map(parse_instant).transpose()?;
     let csv = match params.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
         Some(other) => {
-            return Err(QueryError::BadRequest(format!("format {other:?} is neither json nor csv")))
+            return Err(QueryError::BadRequest(format!("format {other:?} is neither json nor csv")).into())
         }
     };
     let permit = as_of.map(|_| expensive(&app, "as_of")).transpose()?;
@@ -461,7 +486,7 @@ async fn attribution(
     caller: Caller,
     ApiPath(waba_id): ApiPath<String>,
     ApiQuery(params): ApiQuery<AttributionParams>,
-) -> Result<Response, QueryError> {
+) -> Result<Response, ApiError> {
     check_waba(&caller, &waba_id)?;
     let permit = expensive(&app, "attribution")?;
     let answer = blocking(move || {
@@ -490,7 +515,7 @@ async fn reconcile(
     ApiPath(waba_id): ApiPath<String>,
     ApiQuery(params): ApiQuery<ReconcileParams>,
     body: Body,
-) -> Result<Response, QueryError> {
+) -> Result<Response, ApiError> {
     check_waba(&caller, &waba_id)?;
     let body = axum::body::to_bytes(body, RECONCILE_BODY_BYTES_MAX).await.map_err(|_| {
         QueryError::TooLarge(format!("the analytics body exceeds the {RECONCILE_BODY_BYTES_MAX}-byte limit"))
@@ -501,7 +526,7 @@ async fn reconcile(
         percent: params.tolerance_percent.unwrap_or(defaults.percent),
     };
     if !tolerance.percent.is_finite() || tolerance.percent < 0.0 || tolerance.count < 0 {
-        return Err(QueryError::BadRequest("tolerances must be finite and not negative".into()));
+        return Err(QueryError::BadRequest("tolerances must be finite and not negative".into()).into());
     }
     let analytics = if body.iter().all(u8::is_ascii_whitespace) {
         None
@@ -534,7 +559,7 @@ async fn entries(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiQuery(params): ApiQuery<EntryParams>,
-) -> Result<Response, QueryError> {
+) -> Result<Response, ApiError> {
     match (&params.waba_id, &params.phone_number_id) {
         (_, Some(phone)) => check_contact(&app, &caller, phone, params.waba_id.as_deref())?,
         (Some(waba_id), None) => check_waba(&caller, waba_id)?,
@@ -556,10 +581,12 @@ async fn explain(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Response, QueryError> {
+) -> Result<Response, ApiError> {
     let answer = blocking(move || app.queries.explain(&id)).await?;
     if !caller.scope.may_read_waba(&answer.entry.waba_id) {
-        return Err(QueryError::NotFound(format!("no entry {} that this token may read", answer.entry.id)));
+        return Err(
+            QueryError::NotFound(format!("no entry {} that this token may read", answer.entry.id)).into()
+        );
     }
     Ok(Json(answer).into_response())
 }
@@ -575,18 +602,19 @@ async fn dead_letters(
     State(app): State<Arc<AppState>>,
     caller: Caller,
     ApiQuery(params): ApiQuery<DeadLetterParams>,
-) -> Result<Response, QueryError> {
+) -> Result<Response, ApiError> {
     caller.check(caller.scope.dead_letters, "dead letters").map_err(|r| QueryError::Forbidden(r.reason))?;
-    let limit = crate::queries::bounded_limit(params.limit, 100)?;
+    let limit = ledger_query::queries::bounded_limit(params.limit, 100)?;
     let raw = caller.scope.dead_letter_bodies;
-    let answer =
-        blocking(move || crate::dead_letters::page(app.queries.store(), params.after.as_deref(), limit, raw))
-            .await?;
+    let answer = blocking(move || {
+        ledger_query::dead_letters::page(app.queries.store(), params.after.as_deref(), limit, raw)
+    })
+    .await?;
     Ok(Json(answer).into_response())
 }
 
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
-    readiness_response(app.queries.readiness())
+    readiness_response(app.readiness())
 }
 
 /// `/readyz`'s answer, embedded or Kafka member: "ready", or 503 saying why not.
@@ -601,13 +629,13 @@ pub(crate) fn readiness_response(readiness: Result<(), String>) -> Response {
     }
 }
 
-async fn metrics_text(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Response, QueryError> {
+async fn metrics_text(State(app): State<Arc<AppState>>, caller: Caller) -> Result<Response, ApiError> {
     caller.check(caller.scope.metrics, "metrics").map_err(|r| QueryError::Forbidden(r.reason))?;
     match &app.metrics {
         Some(handle) => {
             Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response())
         }
-        None => Err(QueryError::NotFound("metrics are not enabled".into())),
+        None => Err(QueryError::NotFound("metrics are not enabled".into()).into()),
     }
 }
 
@@ -699,7 +727,7 @@ mod contract {
                 .and_then(|ps| ps.iter().find(|p| p["name"] == "limit"))
                 .expect("limit documented");
             assert_eq!(limit["schema"]["minimum"], 1, "{path}");
-            assert_eq!(limit["schema"]["maximum"], crate::queries::MAX_ANSWER_ITEMS, "{path}");
+            assert_eq!(limit["schema"]["maximum"], ledger_query::queries::MAX_ANSWER_ITEMS, "{path}");
         }
         let instant = &spec["components"]["schemas"]["Instant"]["anyOf"][0];
         assert_eq!(instant["minimum"], ledger_core::event::EVENT_TIME_MIN, "Unix seconds from 2010");
@@ -707,9 +735,13 @@ mod contract {
         let month = spec["components"]["schemas"]["Month"]["pattern"].as_str().expect("month pattern");
         assert_eq!(month, "^20[1-9][0-9]-(0[1-9]|1[0-2])$");
         assert!(
-            crate::queries::parse_month("2026-12").is_ok() && crate::queries::parse_month("2026-13").is_err()
+            ledger_query::queries::parse_month("2026-12").is_ok()
+                && ledger_query::queries::parse_month("2026-13").is_err()
         );
-        assert!(crate::queries::parse_instant("1262303999").is_err(), "before 2010 is refused as documented");
-        assert!(crate::queries::parse_instant("4102444799").is_ok());
+        assert!(
+            ledger_query::queries::parse_instant("1262303999").is_err(),
+            "before 2010 is refused as documented"
+        );
+        assert!(ledger_query::queries::parse_instant("4102444799").is_ok());
     }
 }

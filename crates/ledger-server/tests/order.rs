@@ -49,7 +49,7 @@ fn all_fixtures() -> Vec<(Provider, Vec<u8>)> {
         paths.sort();
         for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
             let body = std::fs::read(&path).expect("read fixture");
-            if ledger_query::ingest::prepare(provider, &body, Timestamp(0), &Limits::default())
+            if ledger_server::ingest::prepare(provider, &body, Timestamp(0), &Limits::default())
                 .is_ok_and(|(records, _, _)| !records.is_empty())
             {
                 out.push((provider, body));
@@ -63,14 +63,15 @@ fn project(dir: &Path, stream: &[(Provider, Vec<u8>)], batch: usize) -> StateDig
     let log = EmbeddedLog::open(&dir.join("log"), EmbeddedLogOptions { sync: false, ..Default::default() })
         .expect("log");
     let store = Arc::new(Store::open(&dir.join("state")).expect("store"));
-    let pricing =
-        ledger_query::billing::projection_pricing(std::sync::Arc::new(ledger_pricing::Pricing::bundled()));
+    let pricing = ledger_server::projection::projection_pricing(std::sync::Arc::new(
+        ledger_pricing::Pricing::bundled(),
+    ));
     let mut projector =
         Projector::resume(&log, store.clone(), PROJECTOR, LedgerConfig::default(), pricing, &mut |_, _| {})
             .expect("projector");
     for (n, (provider, body)) in stream.iter().enumerate() {
         // Receive times differ between deliveries, as they do for a provider's retries.
-        let (records, _, _) = ledger_query::ingest::prepare(
+        let (records, _, _) = ledger_server::ingest::prepare(
             *provider,
             body,
             Timestamp(1_800_000_000 + n as i64),
