@@ -353,23 +353,16 @@ impl Queries {
                 *counts.entry(key).or_default() += sign * recipients as i64;
             }
         }
-        let month = month.to_string();
-        let counters = counts
-            .into_iter()
-            .filter(|(_, count)| *count != 0)
-            .map(|((unit, category, market, pricing_type), count)| {
-                let key = ledger_store::UsageKey {
-                    waba_id: waba_id.to_owned(),
-                    month: month.clone(),
-                    unit,
-                    category,
-                    market,
-                    pricing_type,
-                };
-                (key, count)
-            })
-            .collect();
-        Ok(usage_view(waba_id, &month, counters))
+        let rows = counts.into_iter().filter(|(_, count)| *count != 0).map(
+            |((unit, category, market, pricing_type), count)| UsageRow {
+                unit,
+                category,
+                market,
+                pricing_type,
+                count,
+            },
+        );
+        Ok(UsageView::of_rows(waba_id, &month.to_string(), rows))
     }
 
     /// The WABA's entries standing after reversals, read from the store and decoded back to
@@ -796,27 +789,14 @@ impl AsOfFold<'_> {
 
 /// The usage answer of stored counters (in key order, zero counts left out).
 fn usage_view(waba_id: &str, month: &str, counters: Vec<(ledger_store::UsageKey, i64)>) -> UsageView {
-    let mut view = UsageView {
-        waba_id: waba_id.to_owned(),
-        month: month.to_owned(),
-        rows: Vec::new(),
-        conversations: 0,
-        messages: 0,
-    };
-    for (key, count) in counters {
-        match key.unit.as_str() {
-            "conversation" => view.conversations += count,
-            _ => view.messages += count,
-        }
-        view.rows.push(UsageRow {
-            unit: key.unit,
-            category: key.category,
-            market: key.market,
-            pricing_type: key.pricing_type,
-            count,
-        });
-    }
-    view
+    let rows = counters.into_iter().map(|(key, count)| UsageRow {
+        unit: key.unit,
+        category: key.category,
+        market: key.market,
+        pricing_type: key.pricing_type,
+        count,
+    });
+    UsageView::of_rows(waba_id, month, rows)
 }
 
 fn contact_scope(waba_id: &WabaId, contact: &ContactKey) -> Scope {
@@ -896,6 +876,20 @@ impl UsageView {
                 *rows.entry((row.unit, row.category, row.market, row.pricing_type)).or_default() += row.count;
             }
         }
+        let rows = rows.into_iter().filter(|(_, count)| *count != 0).map(
+            |((unit, category, market, pricing_type), count)| UsageRow {
+                unit,
+                category,
+                market,
+                pricing_type,
+                count,
+            },
+        );
+        UsageView::of_rows(waba_id, month, rows)
+    }
+
+    /// The view of `rows` as given, with the conversation and message totals they add up to.
+    pub fn of_rows(waba_id: &str, month: &str, rows: impl IntoIterator<Item = UsageRow>) -> UsageView {
         let mut view = UsageView {
             waba_id: waba_id.to_owned(),
             month: month.to_owned(),
@@ -903,15 +897,12 @@ impl UsageView {
             conversations: 0,
             messages: 0,
         };
-        for ((unit, category, market, pricing_type), count) in rows {
-            if count == 0 {
-                continue;
+        for row in rows {
+            match row.unit.as_str() {
+                "conversation" => view.conversations += row.count,
+                _ => view.messages += row.count,
             }
-            match unit.as_str() {
-                "conversation" => view.conversations += count,
-                _ => view.messages += count,
-            }
-            view.rows.push(UsageRow { unit, category, market, pricing_type, count });
+            view.rows.push(row);
         }
         view
     }

@@ -23,6 +23,18 @@ struct Projected {
 }
 
 fn projected(events: &[Event], config: LedgerConfig, pricing: &Arc<Pricing>, batch: usize) -> Projected {
+    projected_restarting(events, config, pricing, batch, None)
+}
+
+/// As [`projected`]; with `restart_at`, one projector projects the records before that offset
+/// and a new one, resumed from the store, the rest.
+fn projected_restarting(
+    events: &[Event],
+    config: LedgerConfig,
+    pricing: &Arc<Pricing>,
+    batch: usize,
+    restart_at: Option<u64>,
+) -> Projected {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = Arc::new(
         EmbeddedLog::open(&dir.path().join("log"), EmbeddedLogOptions { sync: false, ..Default::default() })
@@ -32,18 +44,22 @@ fn projected(events: &[Event], config: LedgerConfig, pricing: &Arc<Pricing>, bat
         .wait_blocking()
         .expect("append");
     let store = Arc::new(Store::open(&dir.path().join("state")).expect("store"));
-    let mut projector = Projector::resume(
-        &*log,
-        store.clone(),
-        PROJECTOR,
-        config,
-        projection_pricing(pricing.clone()),
-        &mut |_, _| {},
-    )
-    .expect("projector");
-    drain(&mut projector, &*log, batch, log.end_offset(), &mut |_, _| {}).expect("drain");
+    let mut ledger = None;
+    for end in restart_at.into_iter().chain([log.end_offset()]) {
+        let mut projector = Projector::resume(
+            &*log,
+            store.clone(),
+            PROJECTOR,
+            config,
+            projection_pricing(pricing.clone()),
+            &mut |_, _| {},
+        )
+        .expect("projector");
+        drain(&mut projector, &*log, batch, end, &mut |_, _| {}).expect("drain");
+        ledger = Some(projector.ledger());
+    }
     let queries = Queries::new(store, pricing.clone()).with_log(log.clone(), config);
-    queries.set_ledger(projector.ledger());
+    queries.set_ledger(ledger.expect("a projector ran"));
     Projected { _dir: dir, log, queries }
 }
 
@@ -264,32 +280,9 @@ fn as_of_invoices_and_usage_from_the_history_equal_a_replay_of_the_log() {
         }
         let restart_before = going_back[going_back.len() / 2];
 
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = Arc::new(
-            EmbeddedLog::open(
-                &dir.path().join("log"),
-                EmbeddedLogOptions { sync: false, ..Default::default() },
-            )
-            .expect("log"),
-        );
-        let records = events.iter().map(ledger_server::ingest::record_of).collect();
-        log.append(records).wait_blocking().expect("append");
-        let store = Arc::new(Store::open(&dir.path().join("state")).expect("store"));
-        for end in [restart_before as u64, log.end_offset()] {
-            // A new projector each time: the second resumes from what the first stored.
-            let mut projector = Projector::resume(
-                &*log,
-                store.clone(),
-                PROJECTOR,
-                config,
-                projection_pricing(pricing.clone()),
-                &mut |_, _| {},
-            )
-            .expect("projector");
-            drain(&mut projector, &*log, 4, end, &mut |_, _| {}).expect("drain");
-        }
-        assert!(store.history_kept().expect("marker"), "a new store keeps its history");
-        let queries = Queries::new(store, pricing.clone()).with_log(log.clone(), config);
+        let Projected { queries, .. } =
+            &projected_restarting(&events, config, &pricing, 4, Some(restart_before as u64));
+        assert!(queries.store().history_kept().expect("marker"), "a new store keeps its history");
 
         let mut instants: Vec<i64> =
             events.iter().flat_map(|e| [-1, 0, 1].map(|d| e.receive_time.0 + d)).collect();
