@@ -233,7 +233,10 @@ fn a_full_log_disk_is_answered_507_and_recovers_when_space_returns() {
 fn a_full_state_disk_keeps_intake_open_says_not_ready_and_catches_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let Some(mount) = Tmpfs::mount(&data.join("state"), 256) else {
+    // Room for the state of everything posted below once the filler goes: the loop posts large
+    // webhooks until a write fails, as many as the WAL's preallocated block takes (hundreds of
+    // thousands of events when the machine is busy), and all of them must then fit.
+    let Some(mount) = Tmpfs::mount(&data.join("state"), 1024) else {
         eprintln!("skipped: mounting a tmpfs was refused (needs root); the full-disk test did not run");
         return;
     };

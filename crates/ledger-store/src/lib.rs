@@ -168,6 +168,12 @@ pub const STORE_MEMORY_BYTES: usize = 384 << 20;
 /// The part of [`STORE_MEMORY_BYTES`] memtables may take before the largest is flushed.
 const MEMTABLE_BYTES: usize = 128 << 20;
 
+/// The write-ahead log's bound: past it, RocksDB flushes the families whose memtables hold the
+/// oldest WAL file, so it can be deleted. Without it a family written rarely (a phone number, an
+/// offset) pins every later file, up to RocksDB's default of four times all memtables: gigabytes
+/// on the state's disk, and as much to replay at a restart.
+pub const MAX_WAL_BYTES: u64 = MEMTABLE_BYTES as u64;
+
 /// The caches a store's families share (see [`STORE_MEMORY_BYTES`]).
 struct Memory {
     cache: rocksdb::Cache,
@@ -218,6 +224,7 @@ fn db_options(memory: &Memory) -> Options {
     options.create_missing_column_families(true);
     options.increase_parallelism(2);
     options.set_write_buffer_manager(&memory.memtables);
+    options.set_max_total_wal_size(MAX_WAL_BYTES);
     options
 }
 
