@@ -340,7 +340,7 @@ impl Queries {
         let month = parse_month(month)?;
         let replay = self.replay(Some(as_of))?;
         let pricer = Pricer::new(self.pricing.clone());
-        let mut counts: BTreeMap<(String, String, String, String), i64> = Default::default();
+        let mut counts: BTreeMap<UsageCell, i64> = Default::default();
         for entry in &replay.journal {
             let context = entry.fact.context();
             if context.waba_id.as_str() != waba_id || context.local_month != month {
@@ -353,16 +353,7 @@ impl Queries {
                 *counts.entry(key).or_default() += sign * recipients as i64;
             }
         }
-        let rows = counts.into_iter().filter(|(_, count)| *count != 0).map(
-            |((unit, category, market, pricing_type), count)| UsageRow {
-                unit,
-                category,
-                market,
-                pricing_type,
-                count,
-            },
-        );
-        Ok(UsageView::of_rows(waba_id, &month.to_string(), rows))
+        Ok(UsageView::of_counts(waba_id, &month.to_string(), counts))
     }
 
     /// The WABA's entries standing after reversals, read from the store and decoded back to
@@ -787,6 +778,9 @@ impl AsOfFold<'_> {
     }
 }
 
+/// A usage row's key: unit, category, market, pricing type.
+type UsageCell = (String, String, String, String);
+
 /// The usage answer of stored counters (in key order, zero counts left out).
 fn usage_view(waba_id: &str, month: &str, counters: Vec<(ledger_store::UsageKey, i64)>) -> UsageView {
     let rows = counters.into_iter().map(|(key, count)| UsageRow {
@@ -870,13 +864,19 @@ impl UsageView {
 
     /// Rows with the same unit × category × market × pricing type added up.
     pub fn sum(waba_id: &str, month: &str, views: Vec<UsageView>) -> UsageView {
-        let mut rows: BTreeMap<(String, String, String, String), i64> = BTreeMap::new();
+        let mut rows: BTreeMap<UsageCell, i64> = BTreeMap::new();
         for view in views {
             for row in view.rows {
                 *rows.entry((row.unit, row.category, row.market, row.pricing_type)).or_default() += row.count;
             }
         }
-        let rows = rows.into_iter().filter(|(_, count)| *count != 0).map(
+        UsageView::of_counts(waba_id, month, rows)
+    }
+
+    /// The view of counts by (unit, category, market, pricing type), in that order, zero counts
+    /// left out (a posting and its reversal).
+    fn of_counts(waba_id: &str, month: &str, counts: BTreeMap<UsageCell, i64>) -> UsageView {
+        let rows = counts.into_iter().filter(|(_, count)| *count != 0).map(
             |((unit, category, market, pricing_type), count)| UsageRow {
                 unit,
                 category,

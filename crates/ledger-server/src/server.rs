@@ -111,19 +111,8 @@ pub async fn serve_on(
     );
     let store = Arc::new(Store::open(&state_path(&config.data_dir)).context("opening the state store")?);
     store.set_dead_letter_caps(config.dead_letter_caps);
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let queries = Queries::new(store.clone(), config.pricing.clone()).with_log(log.clone(), config.ledger);
-    let state = Arc::new(AppState {
-        log: log.clone(),
-        queries: queries.clone(),
-        secrets: config.secrets.clone(),
-        limits: config.limits,
-        metrics,
-        access: config.access.clone(),
-        expensive: Arc::new(tokio::sync::Semaphore::new(config.expensive_queries.max(1))),
-        refusals: crate::refusals::RefusalLimiter::default(),
-        health: Arc::new(ProjectorHealth::default()),
-    });
+    let state = app_state(&config, log.clone(), queries.clone());
 
     // Webhooks are taken (and made durable) while the projector is still loading its state.
     tracing::info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "serving");
@@ -168,6 +157,22 @@ pub async fn serve_on(
     log.close();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The routes' shared state for a server configured by `config`, with the process's metrics
+/// recorder installed (the first server of a process installs it; later ones export nothing).
+fn app_state(config: &ServeConfig, log: Arc<dyn EventLog>, queries: Queries) -> Arc<AppState> {
+    Arc::new(AppState {
+        log,
+        queries,
+        secrets: config.secrets.clone(),
+        limits: config.limits,
+        metrics: metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok(),
+        access: config.access.clone(),
+        expensive: Arc::new(tokio::sync::Semaphore::new(config.expensive_queries.max(1))),
+        refusals: crate::refusals::RefusalLimiter::default(),
+        health: Arc::new(ProjectorHealth::default()),
+    })
 }
 
 /// What the stage thread shares with the rest of the process.
@@ -268,18 +273,7 @@ pub async fn serve_ingest_on(
     let dead_letters = config.data_dir.join("dead-letters");
     let store = Arc::new(Store::open(&dead_letters).context("opening the dead-letter store")?);
     store.set_dead_letter_caps(config.dead_letter_caps);
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
-    let state = Arc::new(AppState {
-        log,
-        queries: Queries::new(store, config.pricing.clone()),
-        secrets: config.secrets.clone(),
-        limits: config.limits,
-        metrics,
-        access: config.access.clone(),
-        expensive: Arc::new(tokio::sync::Semaphore::new(config.expensive_queries.max(1))),
-        refusals: crate::refusals::RefusalLimiter::default(),
-        health: Arc::new(ProjectorHealth::default()),
-    });
+    let state = app_state(&config, log, Queries::new(store, config.pricing.clone()));
     tracing::info!(listen = %listener.local_addr()?, "ingest worker serving");
     let app = crate::partitioned::ingest_router(state);
     serve_http(listener, app, config.connections, shutdown).await.context("HTTP server")?;
